@@ -1,0 +1,5 @@
+"""Helpers for the executable course "PyTorch and resource accounting" (CS336, Lecture 2).
+
+One module per notebook (napkin, tensors, dtypes, flops, gradients, models, optimizers,
+training, mixed_precision) plus shared ones (device, hardware, display, exercises).
+"""
