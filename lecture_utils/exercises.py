@@ -15,8 +15,9 @@ and the notebook calls `EXERCISES.check(1, answer)`. An answer left as None is r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,12 @@ class Exercises:
             return UNANSWERED
         try:
             return self.exercises[number].checker(answer)
-        except Exception as e:  # a student's broken code must give a hint, not a traceback
+        except Exception as e:  # noqa: BLE001 (a student's broken code must give a hint, not a traceback)
             return wrong(f"checking your answer raised {type(e).__name__}: {e}")
 
-    def check(self, number: int, answer: Any) -> bool | None:
-        """Print the verdict on `answer` and return it (True, False, or None if unanswered)."""
+    def check(self, number: int, answer: Any) -> None:
+        """Print the verdict on `answer` for exercise `number`."""
         verdict = self.feedback(number, answer)
         mark = {True: "✅", False: "❌", None: "⏳"}[verdict.correct]
         title = self.exercises[number].title
         print(f"{mark} Exercise {self.notebook}.{number} ({title}): {verdict.message}")
-        return verdict.correct

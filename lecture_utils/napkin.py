@@ -1,0 +1,201 @@
+"""Notebook 00: napkin math for training time and for the largest model that fits.
+
+Also a command line for the same two questions:
+
+    python -m lecture_utils.napkin train-time --params 70e9 --tokens 15e12 --gpus 1024
+    python -m lecture_utils.napkin max-params --gpus 8 --gpu "H100 SXM"
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from lecture_utils.exercises import Exercises, Feedback, check_number
+from lecture_utils.hardware import GB, GPUS, lookup_gpu, peak_flops
+
+SECONDS_PER_DAY = 24 * 60 * 60
+
+# FLOPs per parameter per token: a matmul does one multiply and one add per weight and token
+# in the forward pass (2); the backward pass does two matmuls of the same size, one for the
+# weight gradient and one for the activation gradient (4).
+FORWARD_FLOPS_PER_PARAM_TOKEN = 2
+BACKWARD_FLOPS_PER_PARAM_TOKEN = 4
+TRAINING_FLOPS_PER_PARAM_TOKEN = FORWARD_FLOPS_PER_PARAM_TOKEN + BACKWARD_FLOPS_PER_PARAM_TOKEN
+
+# Optimizer state tensors kept per parameter.
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2, "adamw": 2}
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def training_flops(num_parameters: float, num_tokens: float) -> float:
+    """FLOPs to train a dense model: 6 x parameters x tokens."""
+    _positive("num_parameters", num_parameters)
+    _positive("num_tokens", num_tokens)
+    return TRAINING_FLOPS_PER_PARAM_TOKEN * num_parameters * num_tokens
+
+
+def training_days(
+    num_parameters: float,
+    num_tokens: float,
+    num_gpus: int,
+    gpu: str = "H100 SXM",
+    dtype: str = "bf16",
+    mfu: float = 0.5,
+) -> float:
+    """Days to train on `num_gpus` GPUs running at `mfu` of their dense `dtype` peak."""
+    _positive("num_gpus", num_gpus)
+    _positive("mfu", mfu)
+    if mfu > 1:
+        raise ValueError(f"mfu is a fraction of the peak, at most 1, got {mfu}")
+    flops_per_day = num_gpus * peak_flops(gpu, dtype) * mfu * SECONDS_PER_DAY
+    return training_flops(num_parameters, num_tokens) / flops_per_day
+
+
+@dataclass(frozen=True)
+class BytesPerParameter:
+    """Bytes each parameter costs in training memory, by what holds them (activations excluded)."""
+
+    weights: int
+    gradients: int
+    optimizer_state: int
+    master_weights: int = 0  # an fp32 copy kept when the weights themselves are low precision
+
+    @property
+    def total(self) -> int:
+        """Bytes per parameter, all parts together."""
+        return self.weights + self.gradients + self.optimizer_state + self.master_weights
+
+
+def bytes_per_parameter(optimizer: str = "adamw", mixed_precision: bool = False) -> BytesPerParameter:
+    """Training bytes per parameter: fp32 everything, or bf16 weights and grads + fp32 master copy.
+
+    The mixed-precision recipe is the common one (ZeRO paper's accounting): 16-bit weights and
+    gradients for compute, and an fp32 master copy of the weights plus fp32 optimizer state.
+    """
+    key = optimizer.lower() if isinstance(optimizer, str) else optimizer
+    if key not in OPTIMIZER_STATES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_STATES)}")
+    state = 4 * OPTIMIZER_STATES[key]  # optimizer state stays fp32 in both recipes
+    if mixed_precision:
+        return BytesPerParameter(weights=2, gradients=2, optimizer_state=state, master_weights=4)
+    return BytesPerParameter(weights=4, gradients=4, optimizer_state=state)
+
+
+def max_parameters(num_gpus: int, memory_per_gpu: float, bytes_per_param: float) -> float:
+    """Largest parameter count whose training state fits in memory (bytes), activations ignored."""
+    _positive("num_gpus", num_gpus)
+    _positive("memory_per_gpu", memory_per_gpu)
+    _positive("bytes_per_param", bytes_per_param)
+    return num_gpus * memory_per_gpu / bytes_per_param
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lecture_utils.napkin",
+        description="Napkin math for training: how long it takes, and what fits in memory.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    gpus = ", ".join(GPUS)
+
+    time = sub.add_parser("train-time", help="days to train a model (6 x params x tokens FLOPs)")
+    time.add_argument("--params", type=float, required=True, help="parameters, e.g. 70e9")
+    time.add_argument("--tokens", type=float, required=True, help="training tokens, e.g. 15e12")
+    time.add_argument("--gpus", type=int, required=True, help="number of GPUs")
+    time.add_argument("--gpu", default="H100 SXM", help=f"GPU type (default H100 SXM): {gpus}")
+    time.add_argument("--dtype", default="bf16", help="precision of the matmuls (default bf16)")
+    time.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilization (0.5)")
+
+    fit = sub.add_parser("max-params", help="largest model whose training state fits")
+    fit.add_argument("--gpus", type=int, required=True, help="number of GPUs")
+    fit.add_argument("--gpu", default="H100 SXM", help=f"GPU type, for its memory: {gpus}")
+    fit.add_argument("--memory-gb", type=float, help="memory per GPU in GB (overrides --gpu)")
+    fit.add_argument("--optimizer", default="adamw", help="sgd, momentum, adagrad, adam, adamw")
+    fit.add_argument("--mixed-precision", action="store_true",
+                     help="bf16 weights and gradients plus an fp32 master copy")
+    fit.add_argument("--bytes-per-param", type=float, help="override the bytes per parameter")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Answer one napkin question from the command line and print the working."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train-time":
+            flops = training_flops(args.params, args.tokens)
+            days = training_days(args.params, args.tokens, args.gpus, args.gpu, args.dtype, args.mfu)
+            peak = peak_flops(args.gpu, args.dtype)
+            print(f"training FLOPs = 6 x {args.params:.3g} x {args.tokens:.3g} = {flops:.3g}")
+            print(f"{args.gpus} x {lookup_gpu(args.gpu).name} at {args.mfu:.0%} of "
+                  f"{peak / 1e12:.1f} TFLOP/s (dense {args.dtype}) -> {days:.1f} days")
+        else:
+            memory = args.memory_gb * GB if args.memory_gb else lookup_gpu(args.gpu).memory_bytes
+            per_param = args.bytes_per_param or bytes_per_parameter(
+                args.optimizer, args.mixed_precision).total
+            params = max_parameters(args.gpus, memory, per_param)
+            print(f"{args.gpus} x {memory / GB:.0f} GB / {per_param:g} bytes per parameter "
+                  f"-> {params / 1e9:.1f} billion parameters (activations not counted)")
+    except (KeyError, ValueError, TypeError) as e:
+        parser.error(str(e))
+
+
+# "Check yourself" exercises of notebook 00.
+EXERCISES = Exercises("00")
+
+
+@EXERCISES.checker(1, "FLOPs to train 7B on 2T tokens")
+def _check_1(answer: float) -> Feedback:
+    return check_number(answer, training_flops(7e9, 2e12), unit="FLOPs", hints={
+        2 * 7e9 * 2e12: "that is the forward pass only (2 per parameter per token); add backward.",
+        4 * 7e9 * 2e12: "that is the backward pass only; training is forward + backward.",
+        7e9 * 2e12: "each parameter costs 6 FLOPs per token, not 1.",
+    })
+
+
+@EXERCISES.checker(2, "days on 256 A100s at MFU 0.4")
+def _check_2(answer: float) -> Feedback:
+    expected = training_days(7e9, 2e12, 256, gpu="A100 80GB", dtype="bf16", mfu=0.4)
+    sparse = expected / 2
+    return check_number(answer, expected, rel_tol=1e-2, unit="days", hints={
+        sparse: "you used the 'with sparsity' peak (624 TFLOP/s); the dense bf16 peak is 312.",
+        expected * 86400: "that is seconds; divide by 86400 for days.",
+        expected * 0.4: "divide by the MFU (0.4) rather than multiplying by it.",
+    })
+
+
+@EXERCISES.checker(3, "AdaGrad on 4 x A100 80GB")
+def _check_3(answer: float) -> Feedback:
+    per_param = bytes_per_parameter("adagrad").total
+    return check_number(answer, max_parameters(4, 80e9, per_param), unit="parameters", hints={
+        4 * 80e9 / 16: "16 bytes is AdamW (two moments); AdaGrad keeps one state tensor.",
+        4 * 80e9 / 8: "AdaGrad also keeps a sum of squared gradients per parameter (4 bytes).",
+        4 * 80 * 2**30 / 12: "the datasheet's 80 GB means 80e9 bytes, not 80 GiB.",
+    })
+
+
+@EXERCISES.checker(4, "tokens per second of 1024 H100s")
+def _check_4(answer: float) -> Feedback:
+    delivered = 1024 * peak_flops("H100 SXM", "bf16") * 0.5
+    return check_number(answer, delivered / (6 * 70e9), unit="tokens/s", hints={
+        delivered / (2 * 70e9): "training costs 6 FLOPs per parameter per token, not 2.",
+        2 * delivered / (6 * 70e9): "you used the sparse peak; use the dense 989.5 TFLOP/s.",
+    })
+
+
+@EXERCISES.checker(5, "MFU against the dense peak")
+def _check_5(answer: float) -> Feedback:
+    return check_number(answer, 0.35 * 2, unit="fraction", hints={
+        0.35 / 2: "the dense peak is *smaller*, so the same FLOP/s is a *larger* fraction of it.",
+    })
+
+
+if __name__ == "__main__":
+    main()
