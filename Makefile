@@ -27,6 +27,7 @@ help:
 	@echo "make lab      set up .venv and open the course in JupyterLab"
 	@echo "make test     set up .venv, then lint, unit tests and nbval over every notebook"
 	@echo "make execute  re-run every notebook in place to refresh its stored outputs"
+	@echo "make student  write student copies (solutions removed) into notebooks/student/"
 	@echo "make clean    remove .venv and generated files"
 	@echo "Add CURRENT_ENV=1 to use the current Python environment instead of .venv."
 
@@ -44,7 +45,7 @@ lab: $(SETUP)
 	$(PYTHON) -m jupyter lab --notebook-dir=notebooks
 
 lint: $(SETUP)
-	$(PYTHON) -m ruff check --line-length 100 lecture_utils tests
+	$(PYTHON) -m ruff check --line-length 100 --select E4,E7,E9,F,W,I,B,UP --ignore B905 lecture_utils tests
 
 unit: $(SETUP)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests
@@ -63,7 +64,12 @@ execute: $(SETUP)
 		$(if $(NB),$(NB),$(NOTEBOOKS))
 	$(PYTHON) -m lecture_utils.course normalize $(if $(NB),$(NB),$(NOTEBOOKS))
 
+# Student copies: every worked solution replaced by its stub, outputs cleared.
+student: $(SETUP)
+	$(PYTHON) -m lecture_utils.course student $(NOTEBOOKS) --out notebooks/student
+	@echo "Student copies are in notebooks/student/ (make lab shows them under student/)."
+
 clean:
-	rm -rf $(VENV) student build
+	rm -rf $(VENV) notebooks/student build
 	find . -name __pycache__ -prune -exec rm -rf {} +
 	find . -name .ipynb_checkpoints -prune -exec rm -rf {} +

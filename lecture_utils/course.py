@@ -1,6 +1,7 @@
-"""Course tooling: keep notebook metadata tidy and give every notebook slide metadata.
+"""Course tooling: tidy notebook metadata, add slide metadata, and write student copies.
 
     python -m lecture_utils.course normalize notebooks/*.ipynb
+    python -m lecture_utils.course student notebooks/*.ipynb --out notebooks/student
 """
 
 from __future__ import annotations
@@ -42,15 +43,86 @@ def normalize(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# STUDENT: "
+
+
+class SolutionMarkupError(ValueError):
+    """A solution cell whose BEGIN/END SOLUTION markers are missing or unbalanced."""
+
+
+def strip_solution(source: str) -> str:
+    """The student's version of a solution cell: each marked region becomes its STUDENT stubs."""
+    out: list[str] = []
+    inside = False
+    stubs = 0
+    for line in source.splitlines():
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise SolutionMarkupError(f"nested {BEGIN!r} in:\n{source}")
+            inside = True
+        elif marker == END:
+            if not inside:
+                raise SolutionMarkupError(f"{END!r} without {BEGIN!r} in:\n{source}")
+            inside = False
+        elif inside:
+            if marker.startswith(STUB):
+                indent = line[: len(line) - len(line.lstrip())]
+                out.append(indent + marker[len(STUB):])
+                stubs += 1
+        else:
+            out.append(line)
+    if inside:
+        raise SolutionMarkupError(f"{BEGIN!r} without {END!r} in:\n{source}")
+    if stubs == 0:
+        raise SolutionMarkupError(
+            f"a solution cell needs {BEGIN!r}, {STUB!r} stub lines and {END!r}:\n{source}"
+        )
+    return "\n".join(out)
+
+
+def student_copy(nb: dict) -> dict:
+    """A copy of notebook `nb` with solutions replaced by stubs and every output cleared."""
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["outputs"], cell["execution_count"] = [], None
+        tags = cell["metadata"].get("tags", [])
+        if "solution" in tags:
+            cell["source"] = strip_solution("".join(cell["source"]))
+            cell["metadata"]["tags"] = [t if t != "solution" else "exercise" for t in tags]
+            cell["metadata"].pop("jupyter", None)  # the stub must be visible
+    return nb
+
+
+def write_student_copies(notebooks: list[Path], out: Path) -> list[Path]:
+    """Write student copies of `notebooks` into the folder `out`; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in notebooks:
+        target = out / path.name
+        nb = student_copy(json.loads(path.read_text()))
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     norm = sub.add_parser("normalize", help="tidy notebook metadata in place")
     norm.add_argument("notebooks", nargs="+", type=Path)
+    student = sub.add_parser("student", help="write copies with the solutions removed")
+    student.add_argument("notebooks", nargs="+", type=Path)
+    student.add_argument("--out", type=Path, default=Path("notebooks/student"))
     args = parser.parse_args(argv)
     if args.command == "normalize":
         for path in args.notebooks:
             normalize(path)
+    else:
+        for path in write_student_copies(args.notebooks, args.out):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

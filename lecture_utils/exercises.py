@@ -48,10 +48,9 @@ def check_number(
     """Check a number within `rel_tol`; `hints` maps typical wrong answers to what went wrong."""
     if answer is None:
         return UNANSWERED
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) and not hasattr(
-        answer, "__float__"
-    ):
-        return wrong(f"expected a number{' in ' + unit if unit else ''}, got {type(answer).__name__}.")
+    in_unit = f" (in {unit})" if unit else ""
+    if isinstance(answer, bool) or not hasattr(answer, "__float__"):
+        return wrong(f"expected a number{in_unit}, got {type(answer).__name__}.")
     value = float(answer)
     if math.isclose(value, expected, rel_tol=rel_tol):
         return CORRECT
@@ -66,12 +65,12 @@ def check_number(
         ratio = value / expected
         exponent = round(math.log10(abs(ratio)))
         if exponent and math.isclose(abs(ratio), 10.0**exponent, rel_tol=1e-3):
-            return wrong(f"off by a factor of 10^{exponent}: check your units{' (' + unit + ')' if unit else ''}.")
+            return wrong(f"off by a factor of 10^{exponent}: check your units{in_unit}.")
         if ratio < 0:
             return wrong("the sign is wrong.")
         direction = "too large" if ratio > 1 else "too small"
-        return wrong(f"{direction} by a factor of {ratio:.3g}; recheck each factor{' (' + unit + ')' if unit else ''}.")
-    return wrong(f"expected a different value{' in ' + unit if unit else ''}.")
+        return wrong(f"{direction} by a factor of {ratio:.3g}; recheck each factor{in_unit}.")
+    return wrong(f"expected a different value{in_unit}.")
 
 
 @dataclass(frozen=True)

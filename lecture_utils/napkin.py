@@ -74,7 +74,9 @@ class BytesPerParameter:
         return self.weights + self.gradients + self.optimizer_state + self.master_weights
 
 
-def bytes_per_parameter(optimizer: str = "adamw", mixed_precision: bool = False) -> BytesPerParameter:
+def bytes_per_parameter(
+    optimizer: str = "adamw", mixed_precision: bool = False
+) -> BytesPerParameter:
     """Training bytes per parameter: fp32 everything, or bf16 weights and grads + fp32 master copy.
 
     The mixed-precision recipe is the common one (ZeRO paper's accounting): 16-bit weights and
@@ -131,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "train-time":
             flops = training_flops(args.params, args.tokens)
-            days = training_days(args.params, args.tokens, args.gpus, args.gpu, args.dtype, args.mfu)
+            days = training_days(
+                args.params, args.tokens, args.gpus, args.gpu, args.dtype, args.mfu
+            )
             peak = peak_flops(args.gpu, args.dtype)
             print(f"training FLOPs = 6 x {args.params:.3g} x {args.tokens:.3g} = {flops:.3g}")
             print(f"{args.gpus} x {lookup_gpu(args.gpu).name} at {args.mfu:.0%} of "

@@ -1,0 +1,100 @@
+"""The course's notebooks as a whole: metadata, exercises, and student copies that still run."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from lecture_utils import course
+
+NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"))
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def stream_text(cell: dict) -> str:
+    """What a code cell printed (stored notebooks keep text as a list of lines)."""
+    texts = [o.get("text", "") for o in cell["outputs"] if o.get("output_type") == "stream"]
+    return "".join(t if isinstance(t, str) else "".join(t) for t in texts)
+
+
+def test_strip_solution_keeps_stubs_and_code_outside():
+    source = """def f(x):
+    # BEGIN SOLUTION
+    # STUDENT: return None  # your code
+    return 2 * x
+    # END SOLUTION
+print(f(1))"""
+    assert course.strip_solution(source) == "def f(x):\n    return None  # your code\nprint(f(1))"
+
+
+@pytest.mark.parametrize("source, match", [
+    ("x = 1", "needs"),
+    ("# BEGIN SOLUTION\n# STUDENT: x = None\nx = 1", "without '# END SOLUTION'"),
+    ("# END SOLUTION", "without '# BEGIN SOLUTION'"),
+    ("# BEGIN SOLUTION\n# BEGIN SOLUTION", "nested"),
+])
+def test_strip_solution_rejects_bad_markup(source, match):
+    with pytest.raises(course.SolutionMarkupError, match=match):
+        course.strip_solution(source)
+
+
+def test_slide_types():
+    assert course.slide_type({"cell_type": "markdown", "source": ["# Title"]}) == "slide"
+    assert course.slide_type({"cell_type": "markdown", "source": ["### Part"]}) == "subslide"
+    assert course.slide_type({"cell_type": "markdown", "source": ["text"]}) == "-"
+    assert course.slide_type({"cell_type": "code", "source": ["# comment"]}) == "-"
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_normalized_and_executed_in_order(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "jupytext" not in nb["metadata"]
+    counts = [c["execution_count"] for c in code_cells(nb)]
+    assert counts == list(range(1, len(counts) + 1)), "re-run it top to bottom: make execute"
+    for cell in nb["cells"]:
+        assert "slideshow" in cell["metadata"], "missing slide metadata: make execute adds it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_has_a_solution_that_passes_its_checker(path):
+    nb = json.loads(path.read_text())
+    cells = code_cells(nb)
+    solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
+    checks = [c for c in cells if "EXERCISES.check(" in "".join(c["source"])]
+    assert 3 <= len(solutions) <= 6, "each notebook ends with 3 to 6 exercises"
+    assert len(checks) >= len(solutions)
+    for cell in solutions:
+        course.strip_solution("".join(cell["source"]))  # well-formed markup
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden"), "solutions start folded"
+    for cell in checks:
+        text = stream_text(cell)
+        verdicts = [line for line in text.splitlines() if line.startswith(("✅", "❌", "⏳"))]
+        assert verdicts and all(v.startswith("✅") for v in verdicts), text
+
+
+def run_student_copy(path: Path) -> list[str]:
+    nb = nbformat.reads(json.dumps(course.student_copy(json.loads(path.read_text()))), 4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    checks = [c for c in nb.cells if c.cell_type == "code" and "EXERCISES.check(" in c.source]
+    return "".join(stream_text(c) for c in checks).splitlines()
+
+
+def test_student_copies_run_top_to_bottom_with_answers_pending():
+    # Two kernels at a time: the notebooks are small and mostly wait on kernel start-up.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(NOTEBOOKS, pool.map(run_student_copy, NOTEBOOKS)))
+    for path, lines in results.items():
+        assert lines, f"{path.name}: no exercise checks ran"
+        assert all(line.startswith("⏳") for line in lines), f"{path.name}: {lines}"
