@@ -21,13 +21,15 @@ endif
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export MPLBACKEND := module://matplotlib_inline.backend_inline
 
-.PHONY: help setup lab test lint unit nbval execute student clean
+.PHONY: help setup lab test test-browser lint unit nbval execute student slides clean
 
 help:
 	@echo "make lab      set up .venv and open the course in JupyterLab"
 	@echo "make test     set up .venv, then lint, unit tests and nbval over every notebook"
+	@echo "make test-browser  run the notebooks and slides in headless Chromium"
 	@echo "make execute  re-run every notebook in place to refresh its stored outputs"
 	@echo "make student  write student copies (solutions removed) into notebooks/student/"
+	@echo "make slides   export every notebook as an offline reveal.js deck into build/slides/"
 	@echo "make clean    remove .venv and generated files"
 	@echo "Add CURRENT_ENV=1 to use the current Python environment instead of .venv."
 
@@ -45,16 +47,20 @@ lab: $(SETUP)
 	$(PYTHON) -m jupyter lab --notebook-dir=notebooks
 
 lint: $(SETUP)
-	$(PYTHON) -m ruff check --line-length 100 --select E4,E7,E9,F,W,I,B,UP --ignore B905 lecture_utils tests
+	$(PYTHON) -m ruff check --line-length 100 --select E4,E7,E9,F,W,I,B,UP --ignore B905,F722 lecture_utils tests
 
 unit: $(SETUP)
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(PYTHON) -m pytest -q -p no:cacheprovider --ignore=tests/browser tests
 
 nbval: $(SETUP)
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(NBVAL_FLAGS) $(NOTEBOOKS)
 
 test: lint
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(NBVAL_FLAGS) $(NOTEBOOKS)
+	$(PYTHON) -m pytest -q -p no:cacheprovider --ignore=tests/browser tests $(NBVAL_FLAGS) $(NOTEBOOKS)
+
+# JupyterLab and the slides in headless Chromium (Debian's chromium package; see .ci/run).
+test-browser: $(SETUP) slides
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/browser
 
 # Top to bottom, in place, without per-cell timestamps (they would change every run).
 execute: $(SETUP)
@@ -68,6 +74,20 @@ execute: $(SETUP)
 student: $(SETUP)
 	$(PYTHON) -m lecture_utils.course student $(NOTEBOOKS) --out notebooks/student
 	@echo "Student copies are in notebooks/student/ (make lab shows them under student/)."
+
+# Slides: each notebook as a reveal.js deck that works offline. The JavaScript it needs comes
+# from the npm registry once (needs Node.js/npm) and sits beside the decks in build/slides/vendor.
+SLIDES_VENDOR := build/slides/vendor
+$(SLIDES_VENDOR)/.installed:
+	mkdir -p $(SLIDES_VENDOR)
+	npm install --no-audit --no-fund --silent --prefix $(SLIDES_VENDOR) \
+		reveal.js@4.6.1 jquery@3.7.1 requirejs@2.3.7 mathjax@2.7.9
+	printf 'export default { initialize() {} };\n' > $(SLIDES_VENDOR)/mermaid-stub.mjs
+	touch $@
+
+slides: $(SETUP) $(SLIDES_VENDOR)/.installed
+	$(PYTHON) -m lecture_utils.course slides $(NOTEBOOKS) --out build/slides
+	@echo "Slides are in build/slides/: open one in a browser (no network needed)."
 
 clean:
 	rm -rf $(VENV) notebooks/student build

@@ -2,6 +2,7 @@
 
     python -m lecture_utils.course normalize notebooks/*.ipynb
     python -m lecture_utils.course student notebooks/*.ipynb --out notebooks/student
+    python -m lecture_utils.course slides notebooks/*.ipynb --out build/slides
 """
 
 from __future__ import annotations
@@ -108,6 +109,35 @@ def write_student_copies(notebooks: list[Path], out: Path) -> list[Path]:
     return written
 
 
+# Where `make slides` puts the JavaScript the decks load, relative to the decks themselves.
+VENDOR = "vendor"
+SLIDE_ASSETS = {
+    "reveal_url_prefix": f"{VENDOR}/node_modules/reveal.js",
+    "jquery_url": f"{VENDOR}/node_modules/jquery/dist/jquery.min.js",
+    "require_js_url": f"{VENDOR}/node_modules/requirejs/require.js",
+    "mathjax_url": f"{VENDOR}/node_modules/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+    # nbconvert always imports mermaid; the notebooks have no diagrams, so a local no-op.
+    "mermaid_js_url": f"{VENDOR}/mermaid-stub.mjs",
+}
+
+
+def export_slides(notebooks: list[Path], out: Path) -> list[Path]:
+    """Write each notebook as a reveal.js deck that loads its scripts from `out`/vendor only."""
+    from nbconvert import SlidesExporter
+
+    exporter = SlidesExporter()
+    for name, url in SLIDE_ASSETS.items():
+        setattr(exporter, name, url)  # set on the instance: not all are config options
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in notebooks:
+        body, _ = exporter.from_filename(str(path))
+        target = out / f"{path.stem}.slides.html"
+        target.write_text(body)
+        written.append(target)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,10 +146,16 @@ def main(argv: list[str] | None = None) -> None:
     student = sub.add_parser("student", help="write copies with the solutions removed")
     student.add_argument("notebooks", nargs="+", type=Path)
     student.add_argument("--out", type=Path, default=Path("notebooks/student"))
+    slides = sub.add_parser("slides", help="export offline reveal.js slide decks")
+    slides.add_argument("notebooks", nargs="+", type=Path)
+    slides.add_argument("--out", type=Path, default=Path("build/slides"))
     args = parser.parse_args(argv)
     if args.command == "normalize":
         for path in args.notebooks:
             normalize(path)
+    elif args.command == "slides":
+        for path in export_slides(args.notebooks, args.out):
+            print(f"wrote {path}")
     else:
         for path in write_student_copies(args.notebooks, args.out):
             print(f"wrote {path}")

@@ -1,0 +1,180 @@
+"""The course as a student and an instructor see it: JupyterLab and slides in a real browser.
+
+Starts JupyterLab headless, drives the system's Chromium with Playwright, runs every notebook's
+cells in the page, and checks for error outputs and rendered figures; then starts the RISE
+slideshow and opens an exported offline deck with the network cut off. Screenshots go to
+build/screenshots/. Run with `make test-browser`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+# Headless, and quiet on a machine with no network: no background calls home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package "
+                "(or set $CHROMIUM) to run the browser tests", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"nothing answered at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A headless JupyterLab serving notebooks/: yields (base URL, token)."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+               os.environ.get("PYTHONPATH")])), JUPYTER_CONFIG_DIR=str(tmp_path_factory.mktemp("cfg")))
+    log = open(tmp_path_factory.mktemp("log") / "lab.log", "w")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/api/status?token={token}")
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# Read the notebook model inside the page: each code cell's tags, execution count and outputs.
+CELLS_JS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.model.cells;
+  const out = [];
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    out.push({tags: cell.getMetadata('tags') || [], count: cell.executionCount,
+              outputs: cell.outputs.toJSON().map(o => o.output_type)});
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
+    base, token = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session",
+                           timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
+                           ".session.kernel.status === 'idle'", timeout=60_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        f"() => ({CELLS_JS})().every(c => c.count !== null)", timeout=180_000, polling=500)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
+                           ".session.kernel.status === 'idle'", timeout=60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{notebook.stem}.png"), full_page=False)
+
+    cells = page.evaluate(CELLS_JS)
+    unexpected = [i for i, c in enumerate(cells)
+                  if "error" in c["outputs"] and "raises-exception" not in c["tags"]]
+    assert not unexpected, f"{notebook.name}: error output in code cells {unexpected}"
+    stored = json.loads(notebook.read_text())
+    stored_figures = sum("image/png" in o.get("data", {}) for c in stored["cells"]
+                         if c["cell_type"] == "code" for o in c.get("outputs", []))
+    rendered = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '.jp-RenderedImage img')).filter(img => img.complete && img.naturalWidth > 0).length""")
+    assert rendered >= stored_figures >= 1, f"{notebook.name}: {rendered} of {stored_figures} figures"
+    page.close()
+
+
+def test_rise_slideshow_starts(lab, browser):
+    base, token = lab
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(f"{base}/rise/{NOTEBOOKS[0].name}?token={token}")
+    page.wait_for_selector(".reveal .slides section", timeout=90_000)
+    page.wait_for_function("() => document.querySelectorAll('.reveal .slides section').length > 3",
+                           timeout=60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "rise-slideshow.png"))
+    page.close()
+
+
+def test_exported_slides_work_offline(browser):
+    slides = ROOT / "build" / "slides"
+    deck = slides / f"{NOTEBOOKS[0].stem}.slides.html"
+    assert deck.exists(), "export the decks first: make slides (make test-browser does)"
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                               "127.0.0.1", "--directory", str(slides)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/")
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        outside = []
+
+        def only_local(route):
+            if route.request.url.startswith(f"http://127.0.0.1:{port}/"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local)
+        page.goto(f"http://127.0.0.1:{port}/{deck.name}")
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=60_000)
+        assert page.evaluate("() => Reveal.getTotalSlides()") > 3
+        page.screenshot(path=str(SCREENSHOTS / "offline-slides.png"))
+        assert not outside, f"the deck tried to reach the network: {outside}"
+        page.close()
+    finally:
+        server.terminate()
