@@ -1,0 +1,333 @@
+"""Tests for lecture_utils.dtypes (notebook 02)."""
+
+import math
+
+import pytest
+import torch
+
+from lecture_utils import dtypes
+from lecture_utils.dtypes import (
+    EXERCISES,
+    FLOAT_DTYPES,
+    LECTURE_DTYPES,
+    BitLayout,
+    as_float_dtype,
+    bit_layout,
+    dtype_name,
+    dtype_table,
+    finfo_table,
+    format_bytes,
+    format_table,
+    get_memory_usage,
+    param_bytes_reference,
+    representable_values,
+    running_sum,
+    smallest_subnormal,
+    spacing,
+    stall_value,
+    tensor_bytes,
+)
+
+# Formats whose torch.finfo entry agrees with the layout in their name (see test below).
+_FINFO_BROKEN = {
+    d for d in FLOAT_DTYPES if d == torch.float8_e5m2fnuz and torch.finfo(d).eps != 0.25
+}
+GOOD_DTYPES = [d for d in FLOAT_DTYPES if d not in _FINFO_BROKEN]
+SMALL_DTYPES = [d for d in GOOD_DTYPES if d.itemsize <= 2]
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+def test_get_memory_usage_is_numel_times_element_size():
+    assert get_memory_usage(torch.zeros(4, 8)) == 128
+    assert get_memory_usage(torch.zeros(4, 8, dtype=torch.bfloat16)) == 64
+    assert get_memory_usage(torch.zeros(4, 8, dtype=torch.float8_e4m3fn)) == 32
+    assert get_memory_usage(torch.zeros(0, 8)) == 0
+
+
+def test_get_memory_usage_rejects_non_tensors():
+    with pytest.raises(TypeError, match="needs a torch.Tensor, got list"):
+        get_memory_usage([1.0, 2.0])
+
+
+def test_tensor_bytes_matches_a_real_tensor_and_allocates_nothing():
+    assert tensor_bytes((4, 8), torch.float16) == get_memory_usage(torch.zeros(4, 8).half())
+    assert tensor_bytes((12288 * 4, 12288)) == 9 * 2**28  # GPT-3 feed-forward matrix, fp32
+    assert tensor_bytes(()) == 4
+
+
+@pytest.mark.parametrize("shape", [(4, -1), (2.5, 3), (True, 2)])
+def test_tensor_bytes_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match="sizes >= 0"):
+        tensor_bytes(shape)
+
+
+def test_tensor_bytes_rejects_non_dtypes():
+    with pytest.raises(TypeError, match="must be a torch.dtype"):
+        tensor_bytes((2, 2), "bf16")
+
+
+def test_format_bytes_means_its_unit():
+    n = 9 * 2**28
+    assert format_bytes(n, "GB") == "2.42 GB"
+    assert format_bytes(n, "GiB") == "2.25 GiB"
+    assert format_bytes(n, "GiB", digits=4) == "2.2500 GiB"
+    assert format_bytes(512, "B", digits=0) == "512 B"
+    assert format_bytes(2**20, "MiB") == "1.00 MiB"
+    assert format_bytes(10**6, "MB") == "1.00 MB"
+
+
+def test_format_bytes_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown unit 'gb'.*GiB"):
+        format_bytes(1, "gb")
+    with pytest.raises(ValueError, match=">= 0"):
+        format_bytes(-1)
+    with pytest.raises(ValueError, match="finite"):
+        format_bytes(math.inf)
+    with pytest.raises(TypeError, match="must be a number"):
+        format_bytes("12")
+
+
+# ------------------------------------------------------------------------------------ dtypes
+
+
+def test_dtype_name_and_aliases():
+    assert dtype_name(torch.bfloat16) == "bfloat16"
+    assert as_float_dtype("bf16") is torch.bfloat16
+    assert as_float_dtype("FP32") is torch.float32
+    assert as_float_dtype("torch.float8_e5m2") is torch.float8_e5m2
+    assert as_float_dtype("e4m3") is torch.float8_e4m3fn
+    assert as_float_dtype(torch.float16) is torch.float16
+
+
+def test_as_float_dtype_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown dtype name 'bf17'"):
+        as_float_dtype("bf17")
+    with pytest.raises(ValueError, match="int32 is not a floating-point dtype.*iinfo"):
+        as_float_dtype(torch.int32)
+    with pytest.raises(ValueError, match="not a floating-point"):
+        as_float_dtype("complex64")
+    with pytest.raises(TypeError, match="expected a torch.dtype"):
+        as_float_dtype(3.0)
+
+
+@pytest.mark.skipif(not hasattr(torch, "float4_e2m1fn_x2"), reason="no packed fp4 dtype")
+def test_as_float_dtype_rejects_packed_formats():
+    with pytest.raises(ValueError, match="has no torch.finfo"):
+        as_float_dtype(torch.float4_e2m1fn_x2)
+
+
+def test_dtype_table_rows():
+    rows = dtype_table()
+    assert [r["dtype"] for r in rows] == [dtype_name(d) for d in FLOAT_DTYPES]
+    by_name = {r["dtype"]: r for r in rows}
+    assert by_name["float64"]["bytes of 4x8"] == 256
+    assert by_name["bfloat16"]["bits"] == 16 and by_name["bfloat16"]["bytes/element"] == 2
+    assert by_name["float8_e8m0fnu"]["bytes of 4x8"] == 32
+    assert dtype_table([torch.float32], shape=(2, 3))[0]["bytes of 2x3"] == 24
+    with pytest.raises(ValueError, match="not a floating-point"):
+        dtype_table([torch.int8])
+
+
+def test_format_table():
+    text = format_table([{"a": 1, "bb": 0.123456}, {"a": 22, "bb": 3.0}])
+    assert text.splitlines() == [" a      bb", " 1  0.1235", "22       3"]
+    with pytest.raises(ValueError, match="at least one row"):
+        format_table([])
+
+
+# ---------------------------------------------------------------------------- layout, finfo
+
+
+@pytest.mark.parametrize(
+    "dtype, layout",
+    [
+        (torch.float64, BitLayout(1, 11, 52)),
+        (torch.float32, BitLayout(1, 8, 23)),
+        (torch.float16, BitLayout(1, 5, 10)),
+        (torch.bfloat16, BitLayout(1, 8, 7)),
+        (torch.float8_e4m3fn, BitLayout(1, 4, 3)),
+        (torch.float8_e5m2, BitLayout(1, 5, 2)),
+        (torch.float8_e4m3fnuz, BitLayout(1, 4, 3)),
+        (torch.float8_e8m0fnu, BitLayout(0, 8, 0)),
+    ],
+)
+def test_bit_layout(dtype, layout):
+    assert bit_layout(dtype) == layout
+    assert layout.bits == 8 * dtype.itemsize
+
+
+@pytest.mark.skipif(not _FINFO_BROKEN, reason="torch.finfo(float8_e5m2fnuz) is right here")
+def test_bit_layout_refuses_a_wrong_finfo_entry():
+    with pytest.raises(ValueError, match="name says 2: this torch.finfo entry is wrong"):
+        bit_layout(torch.float8_e5m2fnuz)
+
+
+def test_smallest_subnormal_and_finfo_table():
+    assert smallest_subnormal(torch.float16) == 2.0**-24
+    assert smallest_subnormal(torch.bfloat16) == 2.0**-133
+    assert smallest_subnormal(torch.float8_e4m3fn) == 2.0**-9
+    assert smallest_subnormal(torch.float8_e5m2) == 2.0**-16
+    rows = {r["dtype"]: r for r in finfo_table()}
+    assert list(rows) == [dtype_name(d) for d in LECTURE_DTYPES]
+    assert rows["float16"]["max"] == 65504.0
+    assert rows["float8_e4m3fn"]["max"] == 448.0
+    assert rows["float8_e5m2"]["max"] == 57344.0
+    assert rows["bfloat16"]["max"] == (2 - 2.0**-7) * 2.0**127
+    assert rows["bfloat16"]["s/e/m"] == "1/8/7"
+
+
+@pytest.mark.parametrize("dtype", SMALL_DTYPES, ids=dtype_name)
+def test_representable_values_agree_with_finfo(dtype):
+    values = representable_values(dtype)
+    assert values.dtype == torch.float64
+    assert bool((values[1:] > values[:-1]).all())
+    assert values[-1].item() == torch.finfo(dtype).max
+    assert smallest_subnormal(dtype) in values[:2].tolist()  # after 0 (e8m0fnu has no 0)
+
+
+def test_representable_value_counts():
+    counts = {d: representable_values(d).numel() for d in LECTURE_DTYPES if d.itemsize <= 2}
+    # 2^15 non-negative patterns, minus those with the top exponent (inf and NaN) where there
+    # are any; e4m3fn keeps all but its one NaN pattern.
+    assert counts == {
+        torch.float16: 2**15 - 2**10,
+        torch.bfloat16: 2**15 - 2**7,
+        torch.float8_e4m3fn: 2**7 - 1,
+        torch.float8_e5m2: 2**7 - 2**2,
+    }
+
+
+def test_representable_values_refuses_wide_formats():
+    with pytest.raises(ValueError, match="too many to list"):
+        representable_values(torch.float32)
+
+
+# ------------------------------------------------------------------------------------ spacing
+
+
+@pytest.mark.parametrize("dtype", SMALL_DTYPES, ids=dtype_name)
+def test_spacing_matches_enumeration(dtype):
+    values = representable_values(dtype)
+    assert torch.equal(spacing(values[:-1], dtype), values[1:] - values[:-1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spacing_matches_nextafter(dtype):
+    info = torch.finfo(dtype)
+    lo, hi = math.log10(info.tiny) - 5, math.log10(info.max) - 1
+    x = torch.logspace(lo, hi, 500, dtype=torch.float64).to(dtype)
+    up = torch.nextafter(x, torch.full_like(x, math.inf))
+    assert torch.equal(spacing(x), up.double() - x.double())
+
+
+def test_spacing_scalars_and_signs():
+    assert spacing(1.0, torch.bfloat16).item() == 2.0**-7
+    assert spacing(-1.0, "fp16").item() == 2.0**-10
+    assert spacing(0.0, torch.float8_e4m3fn).item() == 2.0**-9
+    assert spacing(1000.0, torch.bfloat16).item() == 4.0
+    assert spacing(torch.tensor([1.0, 3.0])).tolist() == [2.0**-23, 2.0**-22]
+
+
+def test_spacing_rejects_bad_input():
+    with pytest.raises(ValueError, match="give a dtype"):
+        spacing(1.0)
+    with pytest.raises(ValueError, match="finite values only"):
+        spacing(torch.tensor([1.0, math.inf]))
+    with pytest.raises(ValueError, match="not a floating-point"):
+        spacing(1, torch.int64)
+
+
+# ------------------------------------------------------------------------------- accumulation
+
+
+def test_running_sum_stalls_where_predicted():
+    bf16 = running_sum(0.01, 500, torch.bfloat16)
+    assert bf16[-1].item() == 4.0 == stall_value(0.01, torch.bfloat16)
+    first_stuck = int((bf16[1:] == bf16[:-1]).nonzero()[0])
+    assert first_stuck == 349  # 350 additions reach 4.0, where the true sum is 3.5
+    fp16 = running_sum(0.01, 3000, torch.float16)
+    assert fp16[-1].item() == 32.0 == stall_value(0.01, torch.float16)
+    fp32 = running_sum(0.01, 100, torch.float32)
+    assert math.isclose(fp32[-1].item(), 1.0, rel_tol=1e-6)
+
+
+def test_stall_value():
+    assert stall_value(0.001, torch.bfloat16) == 0.5
+    assert stall_value(0.01, torch.float32) == 2.0**18
+    assert stall_value(1.0, torch.bfloat16) == 512.0  # spacing 4 there: 1 < 4 / 2
+    with pytest.raises(ValueError, match="must round to a positive float16"):
+        stall_value(1e-9, torch.float16)
+
+
+def test_running_sum_rejects_bad_steps():
+    with pytest.raises(ValueError, match="positive int"):
+        running_sum(0.1, 0, torch.bfloat16)
+    with pytest.raises(ValueError, match="not a floating-point"):
+        running_sum(0.1, 3, torch.int32)
+
+
+# ---------------------------------------------------------------------------------- exercises
+
+
+def _verdict(number, answer):
+    return EXERCISES.feedback(number, answer)
+
+
+def test_exercise_1_activation_gib():
+    assert _verdict(1, 1.5).correct is True
+    assert "fp32" in _verdict(1, 3.0).message
+    assert "GB" in _verdict(1, 1.5 * 2**30 / 1e9).message
+    assert _verdict(1, None).correct is None
+
+
+def test_exercise_2_which_formats_hold_1e8():
+    assert _verdict(2, [torch.float32, torch.bfloat16]).correct is True
+    assert _verdict(2, ("fp32", "bf16")).correct is True
+    hint = _verdict(2, [torch.float32, torch.bfloat16, torch.float16]).message
+    assert "float16 rounds 1e-8 to 0" in hint
+    assert "bfloat16 keeps 1e-8" in _verdict(2, [torch.float32]).message
+    assert "list of dtypes" in _verdict(2, ["nonsense"]).message
+    assert _verdict(2, None).correct is None
+
+
+def test_exercise_3_bf16_stall():
+    assert _verdict(3, 0.5).correct is True
+    assert "0.01" in _verdict(3, 4.0).message
+    assert "exact sum" in _verdict(3, 10.0).message
+    assert _verdict(3, None).correct is None
+
+
+def test_exercise_4_param_bytes():
+    def solution(model, dtype):
+        return sum(p.numel() for p in model.parameters()) * dtype.itemsize
+
+    def weights_only(model, dtype):
+        return sum(p.numel() for n, p in model.named_parameters() if "bias" not in n) * (
+            dtype.itemsize
+        )
+
+    def own_size(model, dtype):
+        return sum(get_memory_usage(p) for p in model.parameters())
+
+    assert _verdict(4, solution).correct is True
+    assert _verdict(4, param_bytes_reference).correct is True
+    assert "biases" in _verdict(4, weights_only).message
+    assert "fp32 size" in _verdict(4, own_size).message
+    assert _verdict(4, lambda model, dtype: None).correct is None
+    assert _verdict(4, None).correct is None
+
+
+def test_exercise_5_first_integer_bf16_misses():
+    assert _verdict(5, 257).correct is True
+    assert torch.tensor(257.0, dtype=torch.bfloat16).item() != 257.0
+    assert torch.tensor(256.0, dtype=torch.bfloat16).item() == 256.0
+    assert "power of two" in _verdict(5, 256).message
+    assert "fp16" in _verdict(5, 2049).message
+    assert _verdict(5, None).correct is None
+
+
+def test_every_exercise_has_a_checker():
+    assert sorted(EXERCISES.exercises) == [1, 2, 3, 4, 5]
+    assert dtypes.ACTIVATION_SHAPE == (32, 2048, 12288)
