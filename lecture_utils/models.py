@@ -1,22 +1,99 @@
-"""Notebook 05: parameters, initialization and the Cruncher."""
+"""Notebook 05: parameters, initialization and the Cruncher (a deep linear network)."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from jaxtyping import Float
 from torch import nn
 
+from lecture_utils.dtypes import get_memory_usage
+from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+
+# How a (fan_in, fan_out) weight is drawn. Each name says the distribution and its scale:
+#   standard_normal  N(0, 1): the naive choice; x @ w grows like sqrt(fan_in)
+#   lecun_normal     N(0, 1/fan_in): keeps unit scale (the lecture's fix; the course default)
+#   xavier_normal    N(0, 2/(fan_in + fan_out)): Glorot & Bengio's compromise of both fans
+#   trunc_normal     lecun_normal cut at +-3 standard deviations (no outliers)
+#   pytorch_default  U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what torch.nn.Linear does
+Init = Literal["standard_normal", "lecun_normal", "xavier_normal", "trunc_normal", "pytorch_default"]
+INITS: tuple[str, ...] = get_args(Init)
+TRUNCATE_AT = 3.0  # trunc_normal cuts at this many standard deviations
+
+
+def _check_size(name: str, value: int, minimum: int = 1) -> None:
+    """Raise if `value` is not an int >= minimum (a layer size or a count)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_init(init: str) -> None:
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+
+
+def init_std(init: Init, fan_in: int, fan_out: int) -> float:
+    """The standard deviation of one weight drawn with `init` (before any truncation)."""
+    _check_init(init)
+    _check_size("fan_in", fan_in)
+    _check_size("fan_out", fan_out)
+    if init == "standard_normal":
+        return 1.0
+    if init == "xavier_normal":
+        return math.sqrt(2.0 / (fan_in + fan_out))
+    if init == "pytorch_default":
+        # U(-b, b) has variance b^2 / 3; here b = 1/sqrt(fan_in).
+        return 1.0 / math.sqrt(3.0 * fan_in)
+    return 1.0 / math.sqrt(fan_in)  # lecun_normal and trunc_normal
+
+
+def new_weight(
+    fan_in: int,
+    fan_out: int,
+    init: Init = "lecun_normal",
+    *,
+    generator: torch.Generator | None = None,
+) -> Float[torch.Tensor, "fan_in fan_out"]:
+    """A fresh (fan_in, fan_out) weight drawn with `init`, laid out so that y = x @ w."""
+    std = init_std(init, fan_in, fan_out)
+    if init == "trunc_normal":
+        # a and b are absolute bounds, not multiples of std: scale them by std ourselves.
+        weight = torch.empty(fan_in, fan_out)
+        return nn.init.trunc_normal_(
+            weight, std=std, a=-TRUNCATE_AT * std, b=TRUNCATE_AT * std, generator=generator
+        )
+    if init == "pytorch_default":
+        bound = 1.0 / math.sqrt(fan_in)
+        return torch.empty(fan_in, fan_out).uniform_(-bound, bound, generator=generator)
+    weight = torch.randn(fan_in, fan_out, generator=generator)
+    if init == "lecun_normal":
+        return weight / math.sqrt(fan_in)  # kept as a division: same values as the lecture's code
+    if init == "xavier_normal":
+        return weight * std
+    return weight  # standard_normal
+
 
 class Linear(nn.Module):
-    """y = x @ weight, with weight ~ N(0, 1/input_dim) so outputs keep unit scale."""
+    """y = x @ weight, weight of shape (input_dim, output_dim), drawn with `init`."""
 
-    def __init__(self, input_dim: int, output_dim: int) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        *,
+        init: Init = "lecun_normal",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
-        if input_dim <= 0 or output_dim <= 0:
-            raise ValueError(f"dimensions must be positive, got {input_dim} x {output_dim}")
-        self.weight = nn.Parameter(torch.randn(input_dim, output_dim) / math.sqrt(input_dim))
+        _check_size("input_dim", input_dim)
+        _check_size("output_dim", output_dim)
+        # Wrapping the tensor in nn.Parameter registers it with the module (parameters(),
+        # state_dict(), .to(device)) and sets requires_grad=True so autograd tracks it.
+        self.weight = nn.Parameter(new_weight(input_dim, output_dim, init, generator=generator))
 
     def forward(self, x: Float[torch.Tensor, "... d_in"]) -> Float[torch.Tensor, "... d_out"]:
         return x @ self.weight
@@ -25,12 +102,21 @@ class Linear(nn.Module):
 class Cruncher(nn.Module):
     """The lecture's deep linear model: num_layers D x D layers, then a D -> 1 head."""
 
-    def __init__(self, dim: int, num_layers: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int,
+        *,
+        init: Init = "lecun_normal",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
-        if dim <= 0 or num_layers < 0:
-            raise ValueError(f"need dim > 0 and num_layers >= 0, got {dim} and {num_layers}")
-        self.layers = nn.ModuleList([Linear(dim, dim) for _ in range(num_layers)])
-        self.final = Linear(dim, 1)
+        _check_size("dim", dim)
+        _check_size("num_layers", num_layers, minimum=0)
+        self.layers = nn.ModuleList(
+            [Linear(dim, dim, init=init, generator=generator) for _ in range(num_layers)]
+        )
+        self.final = Linear(dim, 1, init=init, generator=generator)
 
     def forward(self, x: Float[torch.Tensor, "batch dim"]) -> Float[torch.Tensor, " batch"]:
         for layer in self.layers:
@@ -40,4 +126,192 @@ class Cruncher(nn.Module):
 
 def cruncher_num_parameters(dim: int, num_layers: int) -> int:
     """Parameters of a Cruncher: D^2 per layer plus D for the head."""
+    _check_size("dim", dim)
+    _check_size("num_layers", num_layers, minimum=0)
     return dim * dim * num_layers + dim
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Number of trainable numbers in `model` (elements of all its parameters)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"num_parameters needs an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_bytes(model: nn.Module) -> int:
+    """Bytes held by the parameters of `model` (elements x bytes per element, summed)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"parameter_bytes needs an nn.Module, got {type(model).__name__}")
+    return sum(get_memory_usage(p) for p in model.parameters())
+
+
+@torch.no_grad()
+def initialize_(
+    model: nn.Module, init: Init, *, generator: torch.Generator | None = None
+) -> nn.Module:
+    """Redraw, in place, the weight of every course Linear layer in `model` with `init`."""
+    _check_init(init)
+    linears = [m for m in model.modules() if isinstance(m, Linear)]
+    if not linears:
+        raise ValueError("initialize_ found no lecture_utils.models.Linear layer in this model")
+    for layer in linears:
+        fan_in, fan_out = layer.weight.shape
+        fresh = new_weight(fan_in, fan_out, init, generator=generator)
+        layer.weight.copy_(fresh)  # copy_ keeps the Parameter, its device and its dtype
+    return model
+
+
+@torch.no_grad()
+def output_std(
+    fan_in: int, init: Init, *, batch: int = 256, fan_out: int = 64, seed: int = 0
+) -> float:
+    """Measured std of x @ w for x ~ N(0, 1) of shape (batch, fan_in) and w drawn with `init`."""
+    _check_size("batch", batch)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, fan_in, generator=generator)
+    w = new_weight(fan_in, fan_out, init, generator=generator)
+    return (x @ w).std().item()
+
+
+@torch.no_grad()
+def activation_scales(
+    dim: int, depth: int, init: Init, *, batch: int = 256, seed: int = 0
+) -> list[float]:
+    """Std of the activations entering a Cruncher's layers and after each: depth + 1 numbers."""
+    _check_size("batch", batch)
+    generator = torch.Generator().manual_seed(seed)
+    model = Cruncher(dim, depth, init=init, generator=generator)
+    x = torch.randn(batch, dim, generator=generator)
+    scales = [x.std().item()]
+    for layer in model.layers:  # the D x D stack only; the head would squash to one number
+        x = layer(x)
+        scales.append(x.std().item())
+    return scales
+
+
+def truncated_normal_std(bound: float) -> float:
+    """Std of a standard normal truncated to [-bound, bound] (bound in standard deviations)."""
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+        raise TypeError(f"bound must be a number, got {type(bound).__name__}")
+    if not bound > 0:
+        raise ValueError(f"bound must be positive (in standard deviations), got {bound}")
+    density = math.exp(-bound * bound / 2) / math.sqrt(2 * math.pi)  # phi(bound)
+    mass = math.erf(bound / math.sqrt(2))  # P(|Z| <= bound) = 2 Phi(bound) - 1
+    # Var(Z | |Z| <= c) = 1 - 2 c phi(c) / (2 Phi(c) - 1): the cut tails carried that variance.
+    return math.sqrt(1 - 2 * bound * density / mass)
+
+
+# ---------------------------------------------------------------------------------------------
+# "Check yourself" exercises of notebook 05.
+
+EXERCISES = Exercises("05")
+
+EXERCISE_1 = {"dim": 4096, "num_layers": 8}
+EXERCISE_2 = {"fan_in": 1024}
+EXERCISE_3 = {"dim": 1024, "depth": 10}
+EXERCISE_4 = {"bound": 2.0}
+EXERCISE_5 = {"fan_ins": (64, 1024, 4096), "fan_out": 32, "batch": 512}
+
+
+@EXERCISES.checker(1, "parameters of a Cruncher")
+def _(answer):
+    d, n = EXERCISE_1["dim"], EXERCISE_1["num_layers"]
+    return check_number(
+        answer,
+        cruncher_num_parameters(d, n),
+        rel_tol=0,
+        hints={
+            d * d * n: "you left out the head: it is a D x 1 matrix, D more parameters.",
+            d * d * (n + 1): "the head maps D -> 1, so it has D parameters, not D^2.",
+            4 * (d * d * n + d): "that is the size in float32 bytes; count parameters, not bytes.",
+            d * n + d: "each D x D layer holds D^2 weights, not D.",
+        },
+        unit="parameters",
+    )
+
+
+@EXERCISES.checker(2, "output std under N(0, 1) weights")
+def _(answer):
+    n = EXERCISE_2["fan_in"]
+    return check_number(
+        answer,
+        math.sqrt(n),
+        rel_tol=1e-3,
+        hints={
+            float(n): "that is the variance (a sum of n unit variances); take its square root.",
+            1.0: "unit std is what 1/sqrt(fan_in) scaling gives; these weights are N(0, 1).",
+            1 / math.sqrt(n): "that is the std of a LeCun-scaled weight, not of the output.",
+        },
+    )
+
+
+@EXERCISES.checker(3, "scale after 10 PyTorch-default layers")
+def _(answer):
+    depth = EXERCISE_3["depth"]
+    expected = 3.0 ** (-depth / 2)  # each layer multiplies the std by 1/sqrt(3)
+    return check_number(
+        answer,
+        expected,
+        rel_tol=1e-2,
+        hints={
+            3.0**-depth: "that is the factor on the variance; the std shrinks by 1/sqrt(3) a layer.",
+            1.0: "nn.Linear's default is not variance preserving: std 1/sqrt(3 fan_in) a weight.",
+            3.0 ** (-(depth + 1) / 2): "count the D x D layers only: there are 10 of them.",
+            1 / math.sqrt(3): "that is one layer; the factor compounds over all 10 layers.",
+        },
+    )
+
+
+@EXERCISES.checker(4, "std of a normal truncated at 2 sigma")
+def _(answer):
+    c = EXERCISE_4["bound"]
+    expected = truncated_normal_std(c)
+    return check_number(
+        answer,
+        expected,
+        rel_tol=1e-3,
+        hints={
+            expected**2: "that is the variance of the truncated normal; take its square root.",
+            truncated_normal_std(TRUNCATE_AT): "that is the factor for +-3 sigma; this cut is at 2.",
+            1.0: "cutting off the tails removes variance: the std must be below 1.",
+            math.erf(c / math.sqrt(2)): "that is the probability mass kept, P(|Z| <= 2).",
+        },
+    )
+
+
+@EXERCISES.checker(5, "an init with unit output std")
+def _(init_fn):
+    fan_out, batch = EXERCISE_5["fan_out"], EXERCISE_5["batch"]
+    generator = torch.Generator().manual_seed(5)
+    with torch.random.fork_rng(devices=[]):  # the student's draws must not move the notebook's
+        for fan_in in EXERCISE_5["fan_ins"]:
+            w = init_fn(fan_in, fan_out)
+            if w is None:
+                return UNANSWERED
+            if not isinstance(w, torch.Tensor):
+                return wrong(f"return a torch.Tensor, got {type(w).__name__}.")
+            if tuple(w.shape) != (fan_in, fan_out):
+                return wrong(
+                    f"for fan_in={fan_in}, fan_out={fan_out} return shape ({fan_in}, {fan_out}) "
+                    f"so that x @ w works; got {tuple(w.shape)}."
+                )
+            w = w.detach().float().cpu()
+            if not torch.isfinite(w).all():
+                return wrong("the weight holds inf or nan.")
+            if w.std(dim=1).max() == 0:
+                return wrong(
+                    "every output column is the same: all units would compute the same thing "
+                    "and get the same gradient. Draw the weights at random."
+                )
+            x = torch.randn(batch, fan_in, generator=generator)
+            std = (x @ w).std().item()
+            if math.isclose(std, 1.0, rel_tol=0.1):
+                continue
+            if math.isclose(std, math.sqrt(fan_in), rel_tol=0.1):
+                return wrong("the output std grows like sqrt(fan_in): scale by 1/sqrt(fan_in).")
+            if math.isclose(std, 1 / math.sqrt(fan_in), rel_tol=0.1):
+                return wrong("you divided by fan_in; divide by sqrt(fan_in).")
+            if math.isclose(std, math.sqrt(fan_in / fan_out), rel_tol=0.1):
+                return wrong("scale by the fan_in (the number of terms summed), not fan_out.")
+            return wrong(f"for fan_in={fan_in} the output std is {std:.3g}, not 1.")
+    return CORRECT
