@@ -1,32 +1,196 @@
-"""Notebook 03: FLOPs, FLOP/s and MFU."""
+"""Notebook 03: FLOPs, FLOP/s, MFU and the roofline.
+
+Read top to bottom: counting FLOPs (by hand and with PyTorch's FlopCounterMode), what a cluster
+delivers, timing a function honestly, MFU, and arithmetic intensity.
+
+Units: FLOPs (a count), FLOP/s (a rate), seconds, bytes, bytes/s.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lecture_utils.device import synchronize
+from lecture_utils.device import get_device, synchronize
+from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.hardware import GPUSpec, lookup_gpu, peak_flops
+from lecture_utils.napkin import SECONDS_PER_DAY
+
+SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    """Raise if `value` is not an int >= 1 (a matrix size or a count)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive size, got {value}")
+
+
+def _check_positive_number(name: str, value: Any) -> float:
+    """Raise if `value` is not a finite number > 0; return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Counting FLOPs
 
 
 def matmul_flops(m: int, n: int, k: int) -> int:
     """FLOPs of an (m x n) @ (n x k) matmul: one multiply and one add per (i, j, l) triple."""
     for name, value in (("m", m), ("n", n), ("k", k)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value <= 0:
-            raise ValueError(f"{name} must be a positive size, got {value}")
+        _check_positive_int(name, value)
     return 2 * m * n * k
 
 
 def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """FLOPs PyTorch's FlopCounterMode counts while running fn(*args, **kwargs)."""
+    if not callable(fn):
+        raise TypeError(f"count_flops needs a function to run, got {type(fn).__name__}")
     with FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
+
+
+def flops_by_operator(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, int]:
+    """FLOPs FlopCounterMode counts per aten operator ('aten.mm', 'aten.addmm', ...)."""
+    if not callable(fn):
+        raise TypeError(f"flops_by_operator needs a function to run, got {type(fn).__name__}")
+    with FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    # Operators with no FLOP formula (add, softmax, mv, ...) never appear here: they count 0.
+    return {str(op): flops for op, flops in counter.get_flop_counts().get("Global", {}).items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training budgets and what hardware delivers
+
+
+@dataclass(frozen=True)
+class ComputeReference:
+    """A training compute budget or a legal threshold, in FLOPs, and where it comes from."""
+
+    name: str
+    flops: float
+    what: str
+    source: str
+
+
+COMPUTE_REFERENCES: dict[str, ComputeReference] = {
+    ref.name: ref
+    for ref in (
+        ComputeReference(
+            "GPT-3", 3.14e23, "trained: 175B parameters on 300B tokens",
+            "Brown et al. 2020, 'Language Models are Few-Shot Learners', Table D.1",
+        ),
+        ComputeReference(
+            "GPT-4", 2e25, "trained: an outside estimate, speculative",
+            "quoted in the lecture; OpenAI has not published GPT-4's size or compute",
+        ),
+        ComputeReference(
+            "EU AI Act", 1e25, "threshold: presumed systemic risk",
+            "Regulation (EU) 2024/1689, Article 51(2): general-purpose models above 1e25 FLOPs",
+        ),
+        ComputeReference(
+            "US EO 14110", 1e26, "threshold: report to government (revoked Jan 2025)",
+            "Executive Order 14110 (Oct 2023), Sec. 4.2(b); revoked on 20 January 2025",
+        ),
+    )
+}
+
+
+def flops_delivered(
+    gpu: str | GPUSpec, dtype: str | torch.dtype, num_gpus: int, seconds: float, mfu: float
+) -> float:
+    """FLOPs that `num_gpus` GPUs deliver in `seconds` at a model FLOPs utilization `mfu`."""
+    spec = gpu if isinstance(gpu, GPUSpec) else lookup_gpu(gpu)
+    _check_positive_int("num_gpus", num_gpus)
+    seconds = _check_positive_number("seconds", seconds)
+    mfu = _check_positive_number("mfu", mfu)
+    if mfu > 1:
+        raise ValueError(f"mfu is a fraction of the peak, in (0, 1]; got {mfu} (a percent?)")
+    return num_gpus * spec.peak_flops(dtype) * seconds * mfu
+
+
+def mfu(flops: float, seconds: float, peak: float) -> float:
+    """Model FLOPs utilization: achieved FLOP/s (flops / seconds) over the dense peak FLOP/s."""
+    flops = _check_positive_number("flops", flops)
+    seconds = _check_positive_number("seconds", seconds)
+    peak = _check_positive_number("peak", peak)
+    # Above 1 means the peak is the wrong one (fp32 peak for a TF32 run, say): we report it.
+    return flops / seconds / peak
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+
+
+MIN_BLOCK_SECONDS = 1e-3  # a timed block shorter than this is dominated by timer overhead
+
+
+def time_block(fn: Callable[[], Any], number: int, device: torch.device) -> float:
+    """Seconds per call of `number` back-to-back calls of fn(), finished on `device`."""
+    if device.type == "cuda":
+        # CUDA events are timestamps the GPU records in its own queue of work.
+        with torch.cuda.device(device):
+            begin = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            begin.record()
+            for _ in range(number):
+                fn()
+            end.record()
+            end.synchronize()
+        return begin.elapsed_time(end) / 1e3 / number  # elapsed_time is in milliseconds
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    synchronize(device)  # GPU kernels are queued, not done: wait before stopping the clock
+    return (time.perf_counter() - start) / number
+
+
+def measure_times(
+    fn: Callable[[], Any],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 10,
+    number: int | None = None,
+) -> list[float]:
+    """Seconds per call of fn(), one value per timed block of `number` calls, after warm-up."""
+    if not callable(fn):
+        raise TypeError(f"need a zero-argument function to time, got {type(fn).__name__}")
+    for name, value, minimum in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool)
+                               or number < 1):
+        raise ValueError(f"number (calls per timed block) must be an int >= 1 or None, "
+                         f"got {number!r}")
+    device = get_device() if device is None else torch.device(device)
+
+    # The first calls pay for one-off work: library initialization, memory allocation,
+    # kernel selection, cold caches. None of that is the steady-state cost.
+    estimate = None
+    for _ in range(warmup):
+        estimate = time_block(fn, 1, device)  # the last warm-up call estimates one call's time
+
+    if number is None:  # enough calls that one block lasts MIN_BLOCK_SECONDS
+        if estimate is None:
+            estimate = time_block(fn, 1, device)
+        number = max(1, min(10_000, math.ceil(MIN_BLOCK_SECONDS / max(estimate, 1e-9))))
+    return [time_block(fn, number, device) for _ in range(repeats)]
 
 
 def benchmark(
@@ -35,17 +199,208 @@ def benchmark(
     device: torch.device | str | None = None,
     warmup: int = 3,
     repeats: int = 10,
+    number: int | None = None,
 ) -> float:
-    """Median wall-clock seconds of fn(), after `warmup` calls, synchronizing `device` each time."""
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}")
-    for _ in range(warmup):  # first calls pay for allocation, autotuning and caches
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)  # GPU kernels are asynchronous: wait before stopping the clock
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds per call of fn(), after `warmup` untimed calls, synchronizing `device`."""
+    # The median ignores the odd slow block (another process, a page fault, a clock change).
+    return statistics.median(
+        measure_times(fn, device=device, warmup=warmup, repeats=repeats, number=number)
+    )
+
+
+@contextlib.contextmanager
+def float32_matmul_precision(precision: str) -> Iterator[None]:
+    """Run a block with torch.set_float32_matmul_precision(precision), then restore the old one."""
+    if precision not in ("highest", "high", "medium"):
+        raise ValueError(f"precision must be 'highest', 'high' or 'medium', got {precision!r}")
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)  # "high" lets fp32 matmuls use TF32
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+FP8 = torch.float8_e4m3fn
+
+
+def fp8_matmul_supported(device: torch.device | str) -> bool:
+    """True on a CUDA GPU with fp8 tensor cores (compute capability 8.9 or newer)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+def make_matmul(
+    n: int, dtype: torch.dtype, device: torch.device | str, *, seed: int = 0
+) -> Callable[[], torch.Tensor]:
+    """A zero-argument function computing the product of two random n x n matrices of `dtype`."""
+    _check_positive_int("n", n)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    a = torch.randn(n, n, generator=generator, device=device)
+    b = torch.randn(n, n, generator=generator, device=device)
+    if dtype == FP8:
+        if n % 16:
+            raise ValueError(f"fp8 matmuls need sizes that are multiples of 16, got n={n}")
+        # torch._scaled_mm: a row-major, b column-major (the transpose of a row-major matrix),
+        # one fp32 scale per operand (here 1.0: randn values fit e4m3's range), bf16 output.
+        a8 = a.to(FP8)
+        b8 = b.t().contiguous().to(FP8).t()
+        one = torch.tensor(1.0, device=device)
+        return lambda: torch._scaled_mm(a8, b8, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    a, b = a.to(dtype), b.to(dtype)
+    out = torch.empty(n, n, dtype=dtype, device=device)  # reused: we time the matmul, not malloc
+    return lambda: torch.mm(a, b, out=out)
+
+
+def make_elementwise_add(
+    n: int, dtype: torch.dtype, device: torch.device | str
+) -> Callable[[], torch.Tensor]:
+    """A zero-argument function adding two n x n matrices of `dtype` into a preallocated output."""
+    _check_positive_int("n", n)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    a = torch.ones(n, n, dtype=dtype, device=device)
+    b = torch.ones(n, n, dtype=dtype, device=device)
+    out = torch.empty_like(a)
+    return lambda: torch.add(a, b, out=out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Arithmetic intensity and the roofline
+
+
+def arithmetic_intensity(flops: float, bytes_moved: float) -> float:
+    """FLOPs done per byte moved between memory and the chip (FLOP/byte)."""
+    return _check_positive_number("flops", flops) / _check_positive_number(
+        "bytes_moved", bytes_moved
+    )
+
+
+def arithmetic_intensity_matmul(n: int, dtype_bytes: int) -> float:
+    """FLOP/byte of an n x n @ n x n matmul: 2n^3 FLOPs over 3 n^2 elements read or written."""
+    _check_positive_int("n", n)
+    _check_positive_int("dtype_bytes", dtype_bytes)
+    return arithmetic_intensity(matmul_flops(n, n, n), 3 * n * n * dtype_bytes)
+
+
+def arithmetic_intensity_elementwise(
+    dtype_bytes: int, *, num_inputs: int = 2, flops_per_element: int = 1
+) -> float:
+    """FLOP/byte of an elementwise op: per element, read `num_inputs` values and write one."""
+    _check_positive_int("dtype_bytes", dtype_bytes)
+    _check_positive_int("num_inputs", num_inputs)
+    _check_positive_int("flops_per_element", flops_per_element)
+    return arithmetic_intensity(flops_per_element, (num_inputs + 1) * dtype_bytes)
+
+
+def ridge_point(peak: float, bandwidth: float) -> float:
+    """The arithmetic intensity (FLOP/byte) above which a kernel can reach the peak FLOP/s."""
+    return _check_positive_number("peak", peak) / _check_positive_number("bandwidth", bandwidth)
+
+
+def roofline(intensity: float, peak: float, bandwidth: float) -> float:
+    """Attainable FLOP/s at `intensity`: memory-bound (intensity x bandwidth) or the peak."""
+    intensity = _check_positive_number("intensity", intensity)
+    bandwidth = _check_positive_number("bandwidth", bandwidth)
+    return min(_check_positive_number("peak", peak), intensity * bandwidth)
+
+
+# ----------------------------------------------------------------------------------------------
+# Check yourself
+
+EXERCISES = Exercises("03")
+
+LECTURE_B, LECTURE_D, LECTURE_K = 16384, 32768, 8192
+H100_BF16 = peak_flops("H100 SXM", "bf16")  # dense; the datasheet's 1979e12 is "with sparsity"
+
+
+@EXERCISES.checker(1, "FLOPs of the lecture's matmul")
+def _check_lecture_matmul(answer: Any) -> Any:
+    b, d, k = LECTURE_B, LECTURE_D, LECTURE_K
+    return check_number(
+        answer, 2 * b * d * k, unit="FLOPs",
+        hints={
+            b * d * k: "you counted only the multiplies: each multiply-add is 2 FLOPs.",
+            2 * b * d: "K is missing: every one of the B x K outputs needs D multiply-adds.",
+            b * d + d * k: "that is the number of input elements, not the work done on them.",
+        },
+    )
+
+
+@EXERCISES.checker(2, "MFU of the lecture's bf16 timing")
+def _check_lecture_mfu(answer: Any) -> Any:
+    flops = 2 * LECTURE_B * LECTURE_D * LECTURE_K
+    expected = flops / 0.03 / H100_BF16
+    return check_number(
+        answer, expected, rel_tol=1e-2,
+        hints={
+            flops / 0.03 / (2 * H100_BF16): "you divided by 1979e12, the 'with sparsity' peak; "
+            "dense matmuls get at most the dense 989.5e12.",
+            100 * expected: "MFU is a fraction between 0 and 1, not a percent.",
+            flops / 0.03 / peak_flops("H100 SXM", "fp32"): "67e12 is the fp32 peak; this run was "
+            "bf16.",
+        },
+    )
+
+
+@EXERCISES.checker(3, "days to train 70B parameters on 15T tokens")
+def _check_training_days(answer: Any) -> Any:
+    total = 6 * 70e9 * 15e12
+    per_day = 1024 * H100_BF16 * 0.5 * SECONDS_PER_DAY
+    days = total / per_day
+    return check_number(
+        answer, days, rel_tol=1e-2, unit="days",
+        hints={
+            days / 2: "half the answer: did you use the 1979e12 'with sparsity' peak, or leave "
+            "out the MFU of 0.5?",
+            days / 3: "2 N D counts only the forward pass; training (forward + backward) is 6 N D.",
+            days * SECONDS_PER_DAY: "that is in seconds; divide by 86400 for days.",
+            days * 24: "that is in hours; divide by 24 for days.",
+        },
+    )
+
+
+@EXERCISES.checker(4, "arithmetic intensity of a bf16 add")
+def _check_add_intensity(answer: Any) -> Any:
+    return check_number(
+        answer, 1 / 6, unit="FLOP/byte",
+        hints={
+            1 / 4: "count the output too: 2 reads and 1 write of 2 bytes each per element.",
+            1 / 12: "that is fp32 (4 bytes); bf16 elements are 2 bytes.",
+            1 / 2: "each element of the output needs two inputs read and one output written.",
+            1 / 3: "bytes, not elements: each bf16 element is 2 bytes.",
+        },
+    )
+
+
+def _reference_matmul_intensity(m: int, k: int, n: int, dtype_bytes: int) -> float:
+    return 2 * m * k * n / ((m * k + k * n + m * n) * dtype_bytes)
+
+
+@EXERCISES.checker(5, "arithmetic intensity of any matmul")
+def _check_matmul_intensity(fn: Any) -> Any:
+    if not callable(fn):
+        return wrong("pass your function itself, e.g. EXERCISES.check(5, matmul_intensity).")
+    cases = [(1, 1, 1, 4), (64, 64, 64, 2), (16384, 32768, 8192, 2), (1, 4096, 4096, 2),
+             (4096, 1, 4096, 4)]
+    for m, k, n, dtype_bytes in cases:
+        got = fn(m, k, n, dtype_bytes)
+        if got is None:
+            return UNANSWERED
+        expected = _reference_matmul_intensity(m, k, n, dtype_bytes)
+        if not math.isclose(float(got), expected, rel_tol=1e-9):
+            if math.isclose(float(got), expected * dtype_bytes, rel_tol=1e-9):
+                return wrong(f"for {(m, k, n, dtype_bytes)} you return FLOPs per element: "
+                             "divide by the bytes per element.")
+            if math.isclose(float(got), expected / 2, rel_tol=1e-9):
+                return wrong(f"for {(m, k, n, dtype_bytes)} you count m*k*n FLOPs: it is 2*m*k*n.")
+            return wrong(f"for (m, k, n, dtype_bytes) = {(m, k, n, dtype_bytes)} you return "
+                         f"{got}, expected {expected:.6g}: bytes moved are (m*k + k*n + m*n) "
+                         "elements, each read or written once.")
+    return CORRECT
+
