@@ -9,6 +9,7 @@ Also a command line for the same two questions:
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 
 from lecture_utils.exercises import Exercises, Feedback, check_number
@@ -23,15 +24,29 @@ FORWARD_FLOPS_PER_PARAM_TOKEN = 2
 BACKWARD_FLOPS_PER_PARAM_TOKEN = 4
 TRAINING_FLOPS_PER_PARAM_TOKEN = FORWARD_FLOPS_PER_PARAM_TOKEN + BACKWARD_FLOPS_PER_PARAM_TOKEN
 
-# Optimizer state tensors kept per parameter.
-OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2, "adamw": 2}
+# Tensors the size of each parameter that an optimizer keeps between steps.
+OPTIMIZER_STATES = {
+    "sgd": 0,
+    "momentum": 1,  # the momentum buffer
+    "adagrad": 1,  # the sum of squared gradients
+    "rmsprop": 1,  # the running average of squared gradients
+    "adam": 2,  # the running averages of gradients and of squared gradients
+    "adamw": 2,  # Adam's two, with decoupled weight decay (no extra state)
+}
+
+# How the bytes of one parameter are held; optimizer state is fp32 in every recipe.
+#   fp32              weights, gradients and state all in float32
+#   mixed             fp32 master weights and gradients, plus a bf16 copy of the weights that
+#                     the forward and backward passes read (the common bf16 recipe)
+#   mixed_bf16_grads  the same with the gradients kept only in bf16 (the ZeRO paper's accounting)
+PRECISIONS = ("fp32", "mixed", "mixed_bf16_grads")
 
 
 def _positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
 
 
@@ -63,32 +78,30 @@ def training_days(
 class BytesPerParameter:
     """Bytes each parameter costs in training memory, by what holds them (activations excluded)."""
 
-    weights: int
+    weights: int  # fp32 weights: the master copy under mixed precision
+    weights_copy: int  # the bf16 copy the matmuls read (mixed precision only)
     gradients: int
     optimizer_state: int
-    master_weights: int = 0  # an fp32 copy kept when the weights themselves are low precision
 
     @property
     def total(self) -> int:
         """Bytes per parameter, all parts together."""
-        return self.weights + self.gradients + self.optimizer_state + self.master_weights
+        return self.weights + self.weights_copy + self.gradients + self.optimizer_state
 
 
-def bytes_per_parameter(
-    optimizer: str = "adamw", mixed_precision: bool = False
-) -> BytesPerParameter:
-    """Training bytes per parameter: fp32 everything, or bf16 weights and grads + fp32 master copy.
-
-    The mixed-precision recipe is the common one (ZeRO paper's accounting): 16-bit weights and
-    gradients for compute, and an fp32 master copy of the weights plus fp32 optimizer state.
-    """
+def bytes_per_parameter(optimizer: str = "adamw", precision: str = "fp32") -> BytesPerParameter:
+    """Training bytes per parameter for `optimizer` under one of the PRECISIONS recipes."""
     key = optimizer.lower() if isinstance(optimizer, str) else optimizer
     if key not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_STATES)}")
-    state = 4 * OPTIMIZER_STATES[key]  # optimizer state stays fp32 in both recipes
-    if mixed_precision:
-        return BytesPerParameter(weights=2, gradients=2, optimizer_state=state, master_weights=4)
-    return BytesPerParameter(weights=4, gradients=4, optimizer_state=state)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    return BytesPerParameter(
+        weights=4,
+        weights_copy=0 if precision == "fp32" else 2,
+        gradients=2 if precision == "mixed_bf16_grads" else 4,
+        optimizer_state=4 * OPTIMIZER_STATES[key],
+    )
 
 
 def max_parameters(num_gpus: int, memory_per_gpu: float, bytes_per_param: float) -> float:
@@ -119,9 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--gpus", type=int, required=True, help="number of GPUs")
     fit.add_argument("--gpu", default="H100 SXM", help=f"GPU type, for its memory: {gpus}")
     fit.add_argument("--memory-gb", type=float, help="memory per GPU in GB (overrides --gpu)")
-    fit.add_argument("--optimizer", default="adamw", help="sgd, momentum, adagrad, adam, adamw")
-    fit.add_argument("--mixed-precision", action="store_true",
-                     help="bf16 weights and gradients plus an fp32 master copy")
+    fit.add_argument("--optimizer", default="adamw", help=", ".join(OPTIMIZER_STATES))
+    fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                     help="fp32; mixed (fp32 master + bf16 copy); mixed_bf16_grads")
     fit.add_argument("--bytes-per-param", type=float, help="override the bytes per parameter")
     return parser
 
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             memory = args.memory_gb * GB if args.memory_gb else lookup_gpu(args.gpu).memory_bytes
             per_param = args.bytes_per_param or bytes_per_parameter(
-                args.optimizer, args.mixed_precision).total
+                args.optimizer, args.precision).total
             params = max_parameters(args.gpus, memory, per_param)
             print(f"{args.gpus} x {memory / GB:.0f} GB / {per_param:g} bytes per parameter "
                   f"-> {params / 1e9:.1f} billion parameters (activations not counted)")

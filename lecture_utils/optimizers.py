@@ -1,32 +1,122 @@
-"""Notebook 06: optimizers (SGD, AdaGrad) and the memory of training."""
+"""Notebook 06: optimizers (SGD, momentum, AdaGrad, RMSProp, Adam) and the memory of training.
+
+The five optimizers are small `torch.optim.Optimizer`s that share one loop
+(`PerParameterOptimizer`) and differ only in `update`, so each rule reads as a few lines added
+to the previous one. Each
+follows torch.optim's conventions (eps outside the square root, the same state names where torch
+has them) and the tests check each against its torch.optim twin.
+
+Then the memory of one training step of the Cruncher: what is stored (parameters, gradients,
+optimizer state, the activations autograd saves for backward), predicted from the sizes and
+measured from the live tensors; and how many bytes each optimizer needs per parameter.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+import math
+import weakref
+from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.models import Cruncher, cruncher_num_parameters
+from lecture_utils.napkin import OPTIMIZER_STATES, PRECISIONS, bytes_per_parameter
 
 
-class SGD(torch.optim.Optimizer):
-    """Plain gradient descent: p -= lr * grad. No state."""
+def _check_positive(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 0.01) -> None:
-        if lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
-        super().__init__(params, dict(lr=lr))
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 (the torch.optim.Optimizer API)
-        loss = None if closure is None else closure()
+def _check_fraction(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _check_eps(eps: float) -> None:
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+
+
+def _check_sizes(dim: int, num_layers: int, batch_size: int) -> None:
+    for name, value, least in (("dim", dim, 1), ("num_layers", num_layers, 0),
+                               ("batch_size", batch_size, 1)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < least:
+            raise ValueError(f"{name} must be >= {least}, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers, each built on the previous one
+# ---------------------------------------------------------------------------------------------
+
+
+class PerParameterOptimizer(torch.optim.Optimizer):
+    """The loop every optimizer here shares: call `update` on each parameter that has a gradient."""
+
+    @torch.no_grad()  # the update itself must not be recorded by autograd
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter in place from its .grad; returns closure()'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-group["lr"])
+                if p.grad is None:  # a parameter that took no part in the loss stays as it is
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                self.update(p, p.grad, self.state[p], group)
         return loss
 
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """Change p in place, using (and updating) this parameter's own `state`."""
+        raise NotImplementedError
 
-class AdaGrad(torch.optim.Optimizer):
-    """AdaGrad: p -= lr * g / (sqrt(sum of g^2) + eps), the sum kept per parameter.
+
+class SGD(PerParameterOptimizer):
+    """Plain gradient descent: p -= lr * g. No state."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 0.01) -> None:
+        _check_positive("learning rate", lr)
+        super().__init__(params, {"lr": lr})
+
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """p -= lr * g."""
+        p.add_(grad, alpha=-group["lr"])
+
+
+class Momentum(PerParameterOptimizer):
+    """SGD with momentum: buf = momentum * buf + g; p -= lr * buf (torch.optim.SGD's form)."""
+
+    def __init__(
+        self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, momentum: float = 0.9
+    ) -> None:
+        _check_positive("learning rate", lr)
+        _check_fraction("momentum", momentum)
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """buf = momentum * buf + g, then p -= lr * buf."""
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        buf = state["momentum_buffer"]
+        buf.mul_(group["momentum"]).add_(grad)  # a running sum of past gradients, decayed
+        p.add_(buf, alpha=-group["lr"])
+
+
+class AdaGrad(PerParameterOptimizer):
+    """AdaGrad: sum_sq += g^2; p -= lr * g / (sqrt(sum_sq) + eps), the sum kept per parameter.
 
     eps is added *outside* the square root, as torch.optim.Adagrad does (default 1e-10).
     """
@@ -34,23 +124,523 @@ class AdaGrad(torch.optim.Optimizer):
     def __init__(
         self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, eps: float = 1e-10
     ) -> None:
-        if lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
-        if eps < 0:
-            raise ValueError(f"eps must be non-negative, got {eps}")
-        super().__init__(params, dict(lr=lr, eps=eps))
+        _check_positive("learning rate", lr)
+        _check_eps(eps)
+        super().__init__(params, {"lr": lr, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 (the torch.optim.Optimizer API)
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "sum_sq_grad" not in state:
-                    state["sum_sq_grad"] = torch.zeros_like(p)
-                sum_sq = state["sum_sq_grad"]
-                sum_sq.addcmul_(p.grad, p.grad)
-                p.addcdiv_(p.grad, sum_sq.sqrt().add_(group["eps"]), value=-group["lr"])
-        return loss
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """sum_sq += g^2, then p -= lr * g / (sqrt(sum_sq) + eps)."""
+        if "sum_sq_grad" not in state:
+            state["sum_sq_grad"] = torch.zeros_like(p)
+        sum_sq = state["sum_sq_grad"]
+        sum_sq.addcmul_(grad, grad)
+        denominator = sum_sq.sqrt().add_(group["eps"])  # the one temporary, the size of p
+        p.addcdiv_(grad, denominator, value=-group["lr"])
+
+
+class LectureAdaGrad(AdaGrad):
+    """AdaGrad as the lecture wrote it: p -= lr * g / sqrt(sum_sq + 1e-5), eps *inside* the sqrt."""
+
+    def __init__(
+        self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, eps: float = 1e-5
+    ) -> None:
+        super().__init__(params, lr=lr, eps=eps)
+
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """sum_sq += g^2, then p -= lr * g / sqrt(sum_sq + eps)."""
+        if "sum_sq_grad" not in state:
+            state["sum_sq_grad"] = torch.zeros_like(p)
+        sum_sq = state["sum_sq_grad"]
+        sum_sq.addcmul_(grad, grad)
+        p.addcdiv_(grad, sum_sq.add(group["eps"]).sqrt_(), value=-group["lr"])
+
+
+class RMSProp(PerParameterOptimizer):
+    """RMSProp: AdaGrad with a decaying average, avg = alpha * avg + (1 - alpha) * g^2."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+    ) -> None:
+        _check_positive("learning rate", lr)
+        _check_fraction("alpha", alpha)
+        _check_eps(eps)
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """avg = alpha * avg + (1 - alpha) * g^2, then p -= lr * g / (sqrt(avg) + eps)."""
+        if "square_avg" not in state:
+            state["square_avg"] = torch.zeros_like(p)
+        square_avg = state["square_avg"]
+        alpha = group["alpha"]
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)  # forgets old gradients
+        p.addcdiv_(grad, square_avg.sqrt().add_(group["eps"]), value=-group["lr"])
+
+
+class Adam(PerParameterOptimizer):
+    """Adam: RMSProp's denominator plus momentum's numerator, both averages bias-corrected."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        _check_positive("learning rate", lr)
+        _check_fraction("beta1", betas[0])
+        _check_fraction("beta2", betas[1])
+        _check_eps(eps)
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+
+    def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        """m, v = averages of g and g^2; p -= lr * m_hat / (sqrt(v_hat) + eps)."""
+        if "step" not in state:
+            state["step"] = 0  # a Python int: no tensor memory (torch keeps a float32 tensor)
+            state["exp_avg"] = torch.zeros_like(p)  # m: average gradient
+            state["exp_avg_sq"] = torch.zeros_like(p)  # v: average squared gradient
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        m.lerp_(grad, 1 - beta1)  # m = beta1 * m + (1 - beta1) * g
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        # Both averages start at 0, so early on they are too small by (1 - beta^t): undo that.
+        step_size = group["lr"] / (1 - beta1**t)
+        denominator = v.sqrt().div_(math.sqrt(1 - beta2**t)).add_(group["eps"])
+        p.addcdiv_(m, denominator, value=-step_size)
+
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+}
+
+# Tensors the size of each parameter that the optimizer keeps between steps (notebook 00's table).
+STATE_TENSORS_PER_PARAMETER: dict[str, int] = {name: OPTIMIZER_STATES[name] for name in OPTIMIZERS}
+
+# Temporaries the size of one parameter that `update` allocates (the denominators).
+_UPDATE_TEMPORARIES = {"sgd": 0, "momentum": 0, "adagrad": 1, "rmsprop": 1, "adam": 1}
+
+
+def _check_optimizer_name(optimizer: str) -> str:
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}")
+    return optimizer.lower()
+
+
+def make_optimizer(
+    optimizer: str, params: Iterable[torch.nn.Parameter], **hyperparameters: float
+) -> torch.optim.Optimizer:
+    """The course's optimizer called `optimizer` ("sgd", "momentum", "adagrad", ...) over params."""
+    return OPTIMIZERS[_check_optimizer_name(optimizer)](params, **hyperparameters)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: Float[torch.Tensor, "batch dim"],
+    y: Float[torch.Tensor, " batch"],
+) -> torch.Tensor:
+    """One step (MSE loss, backward, update); the new gradients stay in p.grad. Returns the loss."""
+    optimizer.zero_grad(set_to_none=True)  # frees last step's gradients before the forward
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def max_difference_after_training(
+    make_a: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer],
+    make_b: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer],
+    *,
+    steps: int = 100,
+    dim: int = 64,
+    num_layers: int = 2,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> float:
+    """Largest |weight difference| after training two copies of one Cruncher, one per optimizer.
+
+    Both copies start from the same weights and see the same random batches; runs on the CPU.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    _check_sizes(dim, num_layers, batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    model_a = Cruncher(dim, num_layers, generator=generator)
+    model_b = copy.deepcopy(model_a)
+    optimizer_a, optimizer_b = make_a(model_a.parameters()), make_b(model_b.parameters())
+    for _ in range(steps):
+        x = torch.randn(batch_size, dim, generator=generator)
+        y = torch.randn(batch_size, generator=generator)
+        train_step(model_a, optimizer_a, x, y)
+        train_step(model_b, optimizer_b, x, y)
+    return max(
+        (a - b).abs().max().item() for a, b in zip(model_a.parameters(), model_b.parameters())
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A 2-D test problem: the ill-conditioned quadratic
+# ---------------------------------------------------------------------------------------------
+
+
+def quadratic_trajectory(
+    make: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+    start: tuple[float, float],
+    curvatures: tuple[float, float],
+    steps: int,
+) -> Float[torch.Tensor, "steps_plus_1 2"]:
+    """Points visited minimizing f(x, y) = (a x^2 + b y^2) / 2 from `start`, in float64."""
+    a, b = curvatures
+    _check_positive("curvature a", a)
+    _check_positive("curvature b", b)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    point = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    curvature = torch.tensor(curvatures, dtype=torch.float64)
+    optimizer = make([point])
+    path = [point.detach().clone()]
+    for _ in range(steps):
+        point.grad = curvature * point.detach()  # the gradient of f, written out: (a x, b y)
+        optimizer.step()
+        path.append(point.detach().clone())
+    return torch.stack(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory of one training step
+# ---------------------------------------------------------------------------------------------
+
+
+def bytes_per_element(dtype: torch.dtype) -> int:
+    """Bytes one element of `dtype` takes (4 for float32, 2 for bfloat16)."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.float32, got {dtype!r}")
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def saved_activation_count(dim: int, num_layers: int, batch_size: int) -> int:
+    """Elements autograd keeps for backward in a Cruncher step with an MSE loss (not weights).
+
+    Each matmul saves its input, so layer 1 keeps x, layer i+1 keeps h_i, and the head keeps
+    h_L: (num_layers + 1) * B * D. The MSE loss keeps the prediction and the target: 2 * B.
+    """
+    _check_sizes(dim, num_layers, batch_size)
+    return batch_size * dim * (num_layers + 1) + 2 * batch_size
+
+
+def predict_training_memory(
+    dim: int,
+    num_layers: int,
+    batch_size: int,
+    optimizer: str = "adagrad",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, int]:
+    """Bytes of each kind of tensor held in a Cruncher training step (everything in `dtype`)."""
+    _check_sizes(dim, num_layers, batch_size)
+    name = _check_optimizer_name(optimizer)
+    size = bytes_per_element(dtype)
+    num_parameters = cruncher_num_parameters(dim, num_layers)
+    memory = {
+        "parameters": size * num_parameters,
+        "gradients": size * num_parameters,
+        "optimizer_state": size * num_parameters * STATE_TENSORS_PER_PARAMETER[name],
+        "activations": size * saved_activation_count(dim, num_layers, batch_size),
+    }
+    memory["total"] = sum(memory.values())
+    return memory
+
+
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors` (views of one storage count once)."""
+    storages = {}
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"expected tensors, got {type(t).__name__}")
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(storages.values())
+
+
+def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Every tensor in optimizer.state (buffers and, for torch.optim, step counters)."""
+    return [
+        value for state in optimizer.state.values() for value in state.values()
+        if isinstance(value, torch.Tensor)
+    ]
+
+
+def saved_for_backward(
+    model: torch.nn.Module,
+    x: Float[torch.Tensor, "batch dim"],
+    y: Float[torch.Tensor, " batch"],
+) -> list[tuple[str, tuple[int, ...]]]:
+    """What autograd saves in the forward of an MSE step: (what it is, shape), in saving order."""
+    names = {p.untyped_storage().data_ptr(): name for name, p in model.named_parameters()}
+    names[x.untyped_storage().data_ptr()] = "x (input)"
+    names[y.untyped_storage().data_ptr()] = "y (target)"
+    saved = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        what = names.get(t.untyped_storage().data_ptr(), "activation")
+        saved.append((what, tuple(t.shape)))
+        return t
+
+    with saved_tensors_hooks(pack, lambda t: t):
+        F.mse_loss(model(x), y)  # the forward alone: the graph is dropped unused
+    return saved
+
+
+def measure_training_memory(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: Float[torch.Tensor, "batch dim"],
+    y: Float[torch.Tensor, " batch"],
+) -> dict[str, int]:
+    """Run one train_step and return the bytes of each kind of tensor it held, from the storages."""
+    parameters = list(model.parameters())
+    parameter_storages = {p.untyped_storage().data_ptr() for p in parameters}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        # Called for every tensor autograd saves; all of them are alive until backward runs.
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in parameter_storages:  # a saved weight costs nothing extra
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with saved_tensors_hooks(pack, lambda t: t):
+        train_step(model, optimizer, x, y)
+    memory = {
+        "parameters": storage_bytes(parameters),
+        "gradients": storage_bytes(p.grad for p in parameters if p.grad is not None),
+        "optimizer_state": storage_bytes(optimizer_state_tensors(optimizer)),
+        "activations": sum(saved.values()),
+    }
+    memory["total"] = sum(memory.values())
+    return memory
+
+
+class _NewStorageTracker(TorchDispatchMode):
+    """Sees every aten op; adds up the storages that ops create, until each one is freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: dict[int, int] = {}  # data pointer -> bytes, of storages made in the block
+        self.live = self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        out = func(*args, **kwargs)
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            pointer = storage.data_ptr()
+            # A view or an in-place result shares an input's storage: nothing new.
+            if pointer in inputs or pointer in self.alive or storage.nbytes() == 0:
+                continue
+            self.alive[pointer] = storage.nbytes()
+            self.live += storage.nbytes()
+            weakref.finalize(storage, self._free, pointer)  # runs when the storage is freed
+        self.peak = max(self.peak, self.live)
+        return out
+
+    def _free(self, pointer: int) -> None:
+        self.live -= self.alive.pop(pointer)
+
+
+def peak_new_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes held at once by the storages fn() creates (on any device), from every aten op."""
+    if not callable(fn):
+        raise TypeError(f"peak_new_memory needs a function to run, got {type(fn).__name__}")
+    tracker = _NewStorageTracker()
+    with tracker:
+        fn()
+    return tracker.peak
+
+
+TIMELINE_PARTS = (
+    "parameters", "optimizer state", "batch (x, y)", "saved activations",
+    "activation gradients", "weight gradients", "update temporary",
+)
+
+
+def training_memory_timeline(
+    dim: int,
+    num_layers: int,
+    batch_size: int,
+    optimizer: str = "adagrad",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, dict[str, int]]:
+    """Bytes alive at each moment of a train_step, by part, once a first step made the state.
+
+    Alive throughout: parameters, optimizer state, and the batch x, y; the previous step's
+    gradients were freed by zero_grad. Backward runs from the head down; at layer k it holds the
+    incoming gradient of h_k, the outgoing one of h_(k-1), the weight gradients made so far, and
+    the saved inputs h_1 .. h_(k-1) that the layers below still need (x is part of the batch).
+    """
+    _check_sizes(dim, num_layers, batch_size)
+    name = _check_optimizer_name(optimizer)
+    D, L, B = dim, num_layers, batch_size
+    P = cruncher_num_parameters(D, L)
+
+    def moment(saved: int = 0, activation_grads: int = 0, weight_grads: int = 0,
+               temporary: int = 0) -> dict[str, int]:
+        elements = (P, P * STATE_TENSORS_PER_PARAMETER[name], B * D + B, saved,
+                    activation_grads, weight_grads, temporary)
+        return {part: bytes_per_element(dtype) * n for part, n in zip(TIMELINE_PARTS, elements)}
+
+    timeline = {"forward done": moment(saved=L * B * D + B)}  # h_1 .. h_L and the prediction
+    # The head: the prediction's gradient (B) comes in; h_L's (B*D) and its weight's (D) go out.
+    timeline["backward: head"] = moment(saved=L * B * D, activation_grads=B + B * D,
+                                        weight_grads=D)
+    for k in range(L, 0, -1):
+        timeline[f"backward: layer {k}"] = moment(
+            saved=(k - 1) * B * D,
+            activation_grads=2 * B * D if k > 1 else B * D,  # x needs no gradient
+            weight_grads=D + (L - k + 1) * D * D,
+        )
+    largest_parameter = D * D if L > 0 else D
+    timeline["optimizer step"] = moment(
+        weight_grads=P, temporary=_UPDATE_TEMPORARIES[name] * largest_parameter
+    )
+    return timeline
+
+
+def predict_peak_training_memory(
+    dim: int,
+    num_layers: int,
+    batch_size: int,
+    optimizer: str = "adagrad",
+    dtype: torch.dtype = torch.float32,
+) -> int:
+    """Peak bytes allocated during a train_step after a first step: the timeline's largest total."""
+    timeline = training_memory_timeline(dim, num_layers, batch_size, optimizer, dtype)
+    return max(sum(parts.values()) for parts in timeline.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Bytes per parameter
+# ---------------------------------------------------------------------------------------------
+
+def bytes_per_parameter_table() -> dict[str, dict[str, int]]:
+    """Total bytes per parameter for each optimizer (rows) and each recipe in PRECISIONS."""
+    return {
+        name: {precision: bytes_per_parameter(name, precision).total for precision in PRECISIONS}
+        for name in OPTIMIZERS
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# "Check yourself"
+# ---------------------------------------------------------------------------------------------
+
+EXERCISES = Exercises("06")
+
+
+@EXERCISES.checker(1, "bytes of AdaGrad state, Cruncher(dim=1024, num_layers=4), fp32")
+def _check_adagrad_state(answer):
+    P = cruncher_num_parameters(1024, 4)
+    return check_number(answer, 4 * P, unit="bytes", rel_tol=1e-9, hints={
+        4 * 4 * 1024 * 1024: "you left out the head: it has dim x 1 weights too.",
+        P: "that is the number of state elements; each float32 takes 4 bytes.",
+        8 * P: "that is two tensors' worth: AdaGrad keeps one sum per parameter.",
+        12 * P: "that is weights + gradients + state; the question asks for the state alone.",
+    })
+
+
+@EXERCISES.checker(2, "bytes per parameter for Adam in fp32")
+def _check_adam_bytes(answer):
+    return check_number(answer, 16, unit="bytes per parameter", rel_tol=1e-9, hints={
+        12: "Adam keeps two averages per parameter (m and v), not one.",
+        8: "count the weights and the gradients too, not only Adam's two averages.",
+        18: "that is the mixed-precision recipe; here everything is fp32.",
+        4: "that is the weights alone; add the gradients and Adam's two averages.",
+    })
+
+
+def _rmsprop_reference(param, grads, lr, alpha, eps, eps_inside=False, swap=False, no_decay=False):
+    param, square_avg = param.clone(), torch.zeros_like(param)
+    for grad in grads:
+        if no_decay:
+            square_avg = square_avg + grad * grad
+        elif swap:
+            square_avg = (1 - alpha) * square_avg + alpha * grad * grad
+        else:
+            square_avg = alpha * square_avg + (1 - alpha) * grad * grad
+        denominator = (square_avg + eps).sqrt() if eps_inside else square_avg.sqrt() + eps
+        param = param - lr * grad / denominator
+    return param
+
+
+@EXERCISES.checker(3, "one RMSProp step")
+def _check_rmsprop_step(rmsprop_step):
+    if not callable(rmsprop_step):
+        return wrong("pass the function itself: EXERCISES.check(3, rmsprop_step).")
+    lr, alpha, eps = 0.01, 0.9, 1e-3  # a large eps, so that where it goes shows
+    generator = torch.Generator().manual_seed(6)
+    start = torch.randn(5, generator=generator, dtype=torch.float64)
+    grads = [torch.randn(5, generator=generator, dtype=torch.float64) * 0.01 for _ in range(10)]
+    param, square_avg = start.clone(), torch.zeros_like(start)
+    for grad in grads:
+        result = rmsprop_step(param.clone(), grad.clone(), square_avg.clone(), lr, alpha, eps)
+        if result is None:
+            return UNANSWERED
+        if not (isinstance(result, tuple) and len(result) == 2):
+            return wrong("return a pair (new_param, new_square_avg).")
+        param, square_avg = (torch.as_tensor(r, dtype=torch.float64) for r in result)
+    reference = torch.nn.Parameter(start.clone())
+    torch_rmsprop = torch.optim.RMSprop([reference], lr=lr, alpha=alpha, eps=eps)
+    for grad in grads:
+        reference.grad = grad.clone()
+        torch_rmsprop.step()
+    if torch.allclose(param, reference.detach(), rtol=0, atol=1e-12):
+        return CORRECT
+    for kind, hint in (
+        ("eps_inside", "you added eps inside the square root; torch adds it to sqrt(avg)."),
+        ("swap", "alpha weighs the old average: avg = alpha * avg + (1 - alpha) * g^2."),
+        ("no_decay", "that is AdaGrad's running sum; RMSProp decays the old average by alpha."),
+    ):
+        if torch.allclose(param, _rmsprop_reference(start, grads, lr, alpha, eps, **{kind: True}),
+                          rtol=0, atol=1e-12):
+            return wrong(hint)
+    return wrong("after 10 steps your parameters differ from torch.optim.RMSprop's; "
+                 "update the average first, then step by lr * g / (sqrt(avg) + eps).")
+
+
+@EXERCISES.checker(4, "bytes held in a training step: dim=2048, 8 layers, batch 1024, Adam, fp32")
+def _check_training_memory(answer):
+    D, L, B = 2048, 8, 1024
+    memory = predict_training_memory(D, L, B, "adam")
+    P = cruncher_num_parameters(D, L)
+    lecture = 4 * (P + B * D * L + P + 2 * P)
+    return check_number(answer, memory["total"], unit="bytes", rel_tol=1e-6, hints={
+        lecture: "that uses the lecture's B*D*L activations; autograd also saves the input x "
+                 "(for the first layer's weight gradient) and the loss keeps prediction and target.",
+        memory["total"] - memory["optimizer_state"] // 2: "Adam keeps two tensors per parameter.",
+        memory["total"] - memory["optimizer_state"]: "you left out Adam's state.",
+        memory["total"] - memory["activations"]: "you left out the activations saved for backward.",
+        memory["total"] // 4: "that is a count of elements; float32 takes 4 bytes each.",
+    })
+
+
+@EXERCISES.checker(5, "FLOPs FlopCounterMode counts for forward+backward, dim=512, 4 layers, B=256")
+def _check_step_flops(answer):
+    D, L, B = 512, 4, 256
+    P = cruncher_num_parameters(D, L)
+    return check_number(answer, 6 * B * P - 2 * B * D * D, unit="FLOPs", rel_tol=1e-9, hints={
+        6 * B * P: "that is 6*B*P; the input x needs no gradient, so the first layer's x-gradient "
+                   "matmul (2*B*D*D FLOPs) never runs and FlopCounterMode does not count it.",
+        2 * B * P: "that is the forward pass alone; backward adds about twice as much.",
+        4 * B * P: "that is roughly backward alone; add the forward's 2*B*P.",
+        3 * B * P: "each multiply-add is 2 FLOPs.",
+    })

@@ -19,18 +19,21 @@ def test_bytes_per_parameter():
     assert napkin.bytes_per_parameter("adamw").total == 16
     assert napkin.bytes_per_parameter("sgd").total == 8
     assert napkin.bytes_per_parameter("AdaGrad").total == 12
-    mixed = napkin.bytes_per_parameter("adam", mixed_precision=True)
-    assert (mixed.weights, mixed.gradients, mixed.master_weights, mixed.total) == (2, 2, 4, 16)
+    mixed = napkin.bytes_per_parameter("adam", "mixed")
+    assert (mixed.weights, mixed.weights_copy, mixed.gradients, mixed.total) == (4, 2, 4, 18)
+    assert napkin.bytes_per_parameter("adam", "mixed_bf16_grads").total == 16
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
         napkin.bytes_per_parameter("lion")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        napkin.bytes_per_parameter("adam", "fp8")
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: napkin.training_flops(-1, 10), "num_parameters must be positive"),
-    (lambda: napkin.training_flops(10, 0), "num_tokens must be positive"),
-    (lambda: napkin.training_days(1, 1, 0), "num_gpus must be positive"),
+    (lambda: napkin.training_flops(-1, 10), "num_parameters must be a finite number > 0"),
+    (lambda: napkin.training_flops(10, 0), "num_tokens must be a finite number > 0"),
+    (lambda: napkin.training_days(1, 1, 0), "num_gpus must be a finite number > 0"),
     (lambda: napkin.training_days(1, 1, 1, mfu=1.5), "at most 1"),
-    (lambda: napkin.max_parameters(8, -80e9, 16), "memory_per_gpu must be positive"),
+    (lambda: napkin.max_parameters(8, -80e9, 16), "memory_per_gpu must be a finite number > 0"),
 ])
 def test_bad_input_says_what_is_wrong(call, match):
     with pytest.raises(ValueError, match=match):
