@@ -1,0 +1,482 @@
+"""Tests for lecture_utils.training (notebook 07) and data/make_tokens.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import random
+import tempfile
+import unittest.mock
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lecture_utils.optimizers import AdaGrad
+from lecture_utils.training import (
+    CHECKPOINT_ITEMS,
+    DATA_DIR,
+    EXERCISES,
+    TOKEN_DTYPE,
+    TOKENS_PATH,
+    VOCAB_SIZE,
+    ByteModel,
+    CheckpointError,
+    DataChecksumError,
+    SimulatedCrash,
+    advise_random_access,
+    allocated_bytes,
+    content_sha256,
+    count_windows,
+    crash_halfway_through_save,
+    create_sparse_file,
+    empirical_entropies,
+    get_batch,
+    get_rng_states,
+    load_checkpoint,
+    load_tokens,
+    make_generator,
+    next_token_loss,
+    read_checkpoint,
+    read_expected_sha256,
+    resident_memory_bytes,
+    save_checkpoint,
+    seed_everything,
+    set_rng_states,
+    sha256_of_file,
+    train,
+    training_step,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# Randomness
+
+
+def _draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), torch.rand(1).item()
+
+
+def test_seed_everything_repeats_every_source():
+    seed_everything(7)
+    first = _draws()
+    seed_everything(7)
+    assert _draws() == first
+    seed_everything(8)
+    assert _draws() != first
+
+
+@pytest.mark.parametrize("seed, error, match", [
+    (1.5, TypeError, "must be an int"),
+    (True, TypeError, "must be an int"),
+    (-1, ValueError, r"\[0, 2\*\*32\)"),
+    (2**32, ValueError, r"\[0, 2\*\*32\)"),
+])
+def test_seed_everything_rejects_bad_seeds(seed, error, match):
+    with pytest.raises(error, match=match):
+        seed_everything(seed)
+
+
+def test_make_generator_is_independent_of_the_global_one():
+    a = torch.rand(3, generator=make_generator(3))
+    torch.manual_seed(123)
+    torch.rand(10)  # move the global generator: make_generator must not care
+    assert torch.equal(a, torch.rand(3, generator=make_generator(3)))
+    with pytest.raises(TypeError, match="must be an int"):
+        make_generator("3")
+
+
+def test_rng_states_round_trip_and_are_weights_only_safe(tmp_path):
+    generator = make_generator(0)
+    torch.rand(5, generator=generator)
+    random.gauss(0, 1)  # leaves a cached gauss_next in Python's state
+    np.random.randn()  # and a cached Gaussian in NumPy's
+    states = get_rng_states(generator)
+    expected = (_draws(), random.gauss(0, 1), torch.rand(2, generator=generator))
+    torch.save(states, tmp_path / "states.pt")
+    loaded = torch.load(tmp_path / "states.pt", weights_only=True)
+    seed_everything(99)
+    fresh = make_generator(99)
+    set_rng_states(loaded, fresh)
+    again = (_draws(), random.gauss(0, 1), torch.rand(2, generator=fresh))
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_set_rng_states_without_saved_generator_state_raises():
+    states = get_rng_states(None)
+    with pytest.raises(ValueError, match="no data generator state"):
+        set_rng_states(states, make_generator(0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def _load_make_tokens_script():
+    spec = importlib.util.spec_from_file_location("make_tokens", DATA_DIR / "make_tokens.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_token_file_matches_its_script_and_checksum(capsys):
+    script = _load_make_tokens_script()
+    assert script.main(["--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    corpus = (DATA_DIR / "corpus.txt").read_bytes()
+    tokens = load_tokens()
+    assert isinstance(tokens, np.memmap) and tokens.dtype == TOKEN_DTYPE
+    assert bytes(tokens.astype(np.uint8)) == corpus  # byte-level: token i is byte i
+    total = sum(p.stat().st_size for p in DATA_DIR.iterdir() if p.is_file())
+    assert total < 1_000_000  # the committed data stays small
+
+
+def test_sha256_helpers(tmp_path):
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"abc")
+    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256("abc")
+    assert sha256_of_file(path, chunk_bytes=1) == digest
+    (tmp_path / "x.sha256").write_text(f"{digest.upper()}  x.bin\n")
+    assert read_expected_sha256(tmp_path / "x.sha256") == digest
+    (tmp_path / "bad.sha256").write_text("not-a-digest\n")
+    with pytest.raises(ValueError, match="64-digit SHA-256"):
+        read_expected_sha256(tmp_path / "bad.sha256")
+    with pytest.raises(FileNotFoundError, match="make_tokens.py"):
+        read_expected_sha256(tmp_path / "missing.sha256")
+
+
+def test_load_tokens_rejects_damaged_missing_and_odd_files(tmp_path):
+    damaged = tmp_path / "tokens.bin"
+    data = bytearray(TOKENS_PATH.read_bytes())
+    data[10] ^= 1
+    damaged.write_bytes(bytes(data))
+    expected = read_expected_sha256(TOKENS_PATH.with_suffix(".sha256"))
+    with pytest.raises(DataChecksumError, match=r"tokens\.bin has SHA-256 .*make_tokens\.py"):
+        load_tokens(damaged, expected_sha256=expected)
+    with pytest.raises(FileNotFoundError, match="make_tokens.py"):
+        load_tokens(tmp_path / "nothing.bin")
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(b"abc")
+    with pytest.raises(ValueError, match="whole number"):
+        load_tokens(odd, expected_sha256=sha256_of_file(odd))
+
+
+def test_count_windows():
+    assert count_windows(1000, 8) == 992
+    assert count_windows(8, 8) == 0
+    with pytest.raises(ValueError, match="positive"):
+        count_windows(1000, 0)
+
+
+def test_get_batch_shapes_shift_and_determinism():
+    data = np.arange(100, dtype=TOKEN_DTYPE)
+    x, y = get_batch(data, 5, 7, "cpu", make_generator(0))
+    assert x.shape == y.shape == (5, 7) and x.dtype == torch.int64
+    assert torch.equal(y, x + 1)  # consecutive integers: targets are the next tokens
+    assert int(y.max()) <= 99
+    x2, _ = get_batch(data, 5, 7, torch.device("cpu"), make_generator(0))
+    assert torch.equal(x, x2)
+    # Every start position, including the last one (N - T - 1), is reachable.
+    starts = {int(s) for _ in range(200) for s in get_batch(data, 8, 98, "cpu",
+                                                            make_generator(_))[0][:, 0]}
+    assert starts == {0, 1}
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive"),
+    ({"context_length": 2.0}, TypeError, "context_length must be an int"),
+    ({"context_length": 100}, ValueError, "cannot fill one window"),
+    ({"data": np.zeros((4, 4), dtype=TOKEN_DTYPE)}, ValueError, "1-D array"),
+])
+def test_get_batch_rejects_bad_input(kwargs, error, match):
+    args = {"data": np.arange(100, dtype=TOKEN_DTYPE), "batch_size": 2, "context_length": 4,
+            "device": "cpu", "generator": make_generator(0)}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        get_batch(**args)
+
+
+def test_get_batch_needs_a_cpu_generator():
+    fake = unittest.mock.Mock(spec=torch.Generator)
+    fake.device = torch.device("meta")
+    with pytest.raises(ValueError, match="on the CPU"):
+        get_batch(np.arange(100, dtype=TOKEN_DTYPE), 2, 4, "cpu", fake)
+
+
+def test_memmap_of_a_sparse_file_costs_little_memory(tmp_path):
+    path = tmp_path / "big.bin"
+    size = 10**9
+    create_sparse_file(path, size)
+    assert path.stat().st_size == size
+    assert allocated_bytes(path) < size // 1000
+    before = resident_memory_bytes()
+    data = np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+    assert advise_random_access(data) in (True, False)
+    x, _ = get_batch(data, 4, 64, "cpu", make_generator(0))
+    growth = resident_memory_bytes() - before
+    assert growth < size // 100 and int(x.sum()) == 0
+    del data
+    assert advise_random_access(np.zeros(3)) is False  # not a memmap: nothing to advise
+    with pytest.raises(FileExistsError):
+        create_sparse_file(path, size)
+    with pytest.raises(ValueError, match="positive"):
+        create_sparse_file(tmp_path / "empty.bin", 0)
+
+
+def test_resident_memory_bytes_is_plausible():
+    assert 1_000_000 < resident_memory_bytes() < 1_000_000_000_000
+
+
+def test_empirical_entropies():
+    h1, h2 = empirical_entropies(np.array([0, 1] * 50))
+    assert math.isclose(h1, math.log(2)) and math.isclose(h2, 0.0, abs_tol=1e-12)
+    h1, h2 = empirical_entropies(load_tokens())
+    assert h2 < h1 < math.log(VOCAB_SIZE)
+    with pytest.raises(ValueError, match="at least 2"):
+        empirical_entropies(np.array([3]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The model and the loop
+
+
+def test_byte_model_shapes_parameters_and_init_generator():
+    model = ByteModel(8, 2, generator=make_generator(0))
+    out = model(torch.zeros(3, 5, dtype=torch.int64))
+    assert out.shape == (3, 5, VOCAB_SIZE)
+    assert sum(p.numel() for p in model.parameters()) == 2 * VOCAB_SIZE * 8 + 2 * 8 * 8
+    same = ByteModel(8, 2, generator=make_generator(0))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), same.parameters()))
+    with pytest.raises(ValueError, match="num_layers"):
+        ByteModel(8, -1)
+    with pytest.raises(ValueError, match="dim must be a positive"):
+        ByteModel(0, 1)
+
+
+def test_next_token_loss_of_uniform_logits_is_log_vocab():
+    logits = torch.zeros(2, 3, VOCAB_SIZE)
+    targets = torch.randint(0, VOCAB_SIZE, (2, 3))
+    assert math.isclose(next_token_loss(logits, targets).item(), math.log(VOCAB_SIZE),
+                        rel_tol=1e-6)
+
+
+def test_training_step_and_train_lower_the_loss():
+    tokens = load_tokens()
+    model = ByteModel(16, 1, generator=make_generator(0))
+    optimizer = AdaGrad(model.parameters(), lr=0.1)
+    x, y = get_batch(tokens, 4, 16, "cpu", make_generator(1))
+    loss = training_step(model, optimizer, x, y)
+    assert isinstance(loss, float)
+    assert all(p.grad is None for p in model.parameters())  # cleared for the next step
+    losses = train(model, optimizer, tokens, make_generator(2), steps=40, batch_size=8,
+                   context_length=32)
+    assert len(losses) == 40 and np.mean(losses[-10:]) < losses[0] - 1.5
+    with pytest.raises(ValueError, match="steps must be a positive"):
+        train(model, optimizer, tokens, make_generator(2), steps=0, batch_size=8,
+              context_length=32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _run(init_seed=0, data_seed=1):
+    model = ByteModel(8, 1, generator=make_generator(init_seed))
+    return model, AdaGrad(model.parameters(), lr=0.1), make_generator(data_seed)
+
+
+_LOOP = {"batch_size": 4, "context_length": 16}
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    tokens = load_tokens()
+    model, optimizer, data_order = _run()
+    full = train(model, optimizer, tokens, data_order, steps=6, **_LOOP)
+    model, optimizer, data_order = _run()
+    first = train(model, optimizer, tokens, data_order, steps=3, **_LOOP)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 3, data_order, extra={"note": "x"})
+    model, optimizer, data_order = _run(5, 6)
+    assert load_checkpoint(tmp_path / "c.pt", model, optimizer, data_order) == 3
+    assert first + train(model, optimizer, tokens, data_order, steps=3, **_LOOP) == full
+    assert read_checkpoint(tmp_path / "c.pt")["extra"] == {"note": "x"}
+
+
+def test_crash_during_save_keeps_the_old_checkpoint(tmp_path):
+    model, optimizer, data_order = _run()
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, optimizer, 1, data_order)
+    with (
+        unittest.mock.patch.object(torch, "save", crash_halfway_through_save),
+        pytest.raises(SimulatedCrash),
+    ):
+        save_checkpoint(path, model, optimizer, 2, data_order)
+    assert read_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # the temporary file is gone
+
+
+def test_save_checkpoint_rejects_bad_input(tmp_path):
+    model, optimizer, _data_order = _run()
+    with pytest.raises(ValueError, match="step must be an int >= 0"):
+        save_checkpoint(tmp_path / "c.pt", model, optimizer, -1)
+    with pytest.raises(FileNotFoundError, match="create it first"):
+        save_checkpoint(tmp_path / "no_dir" / "c.pt", model, optimizer, 0)
+
+
+def test_damaged_checkpoints_raise_clear_errors(tmp_path):
+    model, optimizer, data_order = _run()
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, model, optimizer, 0)  # no data generator saved
+    raw = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    weight = model.embedding.weight.detach().numpy().tobytes()[:32]
+    flipped = bytearray(raw)
+    flipped[raw.find(weight) + 1] ^= 0x10
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    torch.save({"step": 1}, tmp_path / "foreign.pt")
+    torch.save({"numpy": np.zeros(2)}, tmp_path / "unsafe.pt")
+    cases = {
+        "cut.pt": "truncated or corrupted",
+        "empty.pt": "is empty",
+        "flipped.pt": "do not match the SHA-256",
+        "foreign.pt": "not a checkpoint written by save_checkpoint",
+        "unsafe.pt": "refuses to unpickle",
+        "missing.pt": "does not exist",
+    }
+    for name, problem in cases.items():
+        with pytest.raises(CheckpointError, match=problem) as info:
+            load_checkpoint(tmp_path / name, model, optimizer)
+        message = str(info.value)
+        assert f"'{name}'" in message and str(tmp_path) not in message  # names the file only
+        assert info.value.path == tmp_path / name
+    with pytest.raises(CheckpointError, match="holds no data generator state"):
+        load_checkpoint(good, model, optimizer, data_generator=data_order)
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        load_checkpoint(good, ByteModel(4, 1), None)
+
+
+def test_checkpoint_format_is_checked(tmp_path):
+    model, optimizer, _ = _run()
+    path = tmp_path / "c.pt"
+    with unittest.mock.patch("lecture_utils.training.CHECKPOINT_FORMAT", 99):
+        save_checkpoint(path, model, optimizer, 0)
+    with pytest.raises(CheckpointError, match="has format 99"):
+        read_checkpoint(path)
+
+
+def test_content_sha256():
+    a = {"w": torch.ones(3), 0: [1, 2.5, None, "s", (True,)]}
+    assert content_sha256(a) == content_sha256({0: [1, 2.5, None, "s", (True,)],
+                                                "w": torch.ones(3)})
+    assert content_sha256(a) != content_sha256({"w": torch.ones(3).double(), 0: a[0]})
+    assert content_sha256(torch.zeros(2, dtype=torch.bfloat16))  # dtypes numpy lacks
+    with pytest.raises(TypeError, match="cannot checksum a set"):
+        content_sha256({"bad": {1, 2}})
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercises
+
+
+def _verdict(number, answer):
+    return EXERCISES.feedback(number, answer)
+
+
+def test_exercise_1():
+    assert _verdict(1, 992).correct is True
+    assert "T inputs plus 1 more token" in _verdict(1, 993).message
+    assert "non-overlapping" in _verdict(1, 125).message
+    assert _verdict(1, None).correct is None
+
+
+def test_exercise_2():
+    assert _verdict(2, 32 * 1025 * 2).correct is True
+    assert "1 extra token" in _verdict(2, 65536).message
+    assert "int64" in _verdict(2, 32 * 1025 * 8).message
+    assert _verdict(2, None).correct is None
+
+
+def test_exercise_3():
+    right = {"model weights", "optimizer state", "step", "data generator state"}
+    assert _verdict(3, right).correct is True
+    assert _verdict(3, sorted(right)).correct is True
+    assert "data generator state" in _verdict(3, right - {"data generator state"}).message
+    assert "sum_sq_grad" in _verdict(3, right - {"optimizer state"}).message
+    assert "zero_grad" in _verdict(3, right | {"gradients"}).message
+    assert "dropout" in _verdict(3, right | {"global torch RNG state"}).message
+    assert "not one of CHECKPOINT_ITEMS" in _verdict(3, {"weights"}).message
+    assert "set of strings" in _verdict(3, "model weights").message
+    assert _verdict(3, None).correct is None
+    assert right <= set(CHECKPOINT_ITEMS)
+
+
+def _save_atomic(obj, path):
+    path = Path(path)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        os.unlink(temp_name)
+        raise
+
+
+def _save_in_place(obj, path):
+    torch.save(obj, path)
+
+
+def _save_without_fsync(obj, path):
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, temp)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _save_leaving_temp(obj, path):
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+
+
+def _save_swallowing_crash(obj, path):
+    try:
+        _save_atomic(obj, path)
+    except SimulatedCrash:
+        pass
+
+
+def _save_not_implemented(obj, path):
+    raise NotImplementedError
+
+
+def test_exercise_4():
+    assert _verdict(4, _save_atomic).correct is True
+    assert "destroyed the previous checkpoint" in _verdict(4, _save_in_place).message
+    assert "os.fsync" in _verdict(4, _save_without_fsync).message
+    assert "left" in _verdict(4, _save_leaving_temp).message
+    assert "swallowed" in _verdict(4, _save_swallowing_crash).message
+    assert "function" in _verdict(4, 42).message
+    assert _verdict(4, _save_not_implemented).correct is None
+    assert _verdict(4, None).correct is None
