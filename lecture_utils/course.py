@@ -125,7 +125,8 @@ def export_slides(notebooks: list[Path], out: Path) -> list[Path]:
     """Write each notebook as a reveal.js deck that loads its scripts from `out`/vendor only."""
     from nbconvert import SlidesExporter
 
-    exporter = SlidesExporter()
+    # "white" loads its fonts from beside its CSS; the default theme fetches web fonts.
+    exporter = SlidesExporter(reveal_theme="white")
     for name, url in SLIDE_ASSETS.items():
         setattr(exporter, name, url)  # set on the instance: not all are config options
     out.mkdir(parents=True, exist_ok=True)

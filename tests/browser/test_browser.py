@@ -58,8 +58,19 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
 def lab(tmp_path_factory) -> Iterator[tuple[str, str]]:
     """A headless JupyterLab serving notebooks/: yields (base URL, token)."""
     port, token = free_port(), secrets.token_hex(16)
+    # Render every cell (JupyterLab otherwise only renders the cells in view, so figures further
+    # down would not be in the page) and do not ask about news.
+    settings = tmp_path_factory.mktemp("settings")
+    for plugin, values in {
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+    }.items():
+        target = settings / f"{plugin}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-               os.environ.get("PYTHONPATH")])), JUPYTER_CONFIG_DIR=str(tmp_path_factory.mktemp("cfg")))
+               os.environ.get("PYTHONPATH")])), JUPYTER_CONFIG_DIR=str(tmp_path_factory.mktemp("cfg")),
+               JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = open(tmp_path_factory.mktemp("log") / "lab.log", "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
@@ -109,7 +120,7 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
     base, token = lab
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached", timeout=60_000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"
                            " && window.jupyterapp.shell.currentWidget.sessionContext.session",
@@ -141,7 +152,7 @@ def test_rise_slideshow_starts(lab, browser):
     base, token = lab
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(f"{base}/rise/{NOTEBOOKS[0].name}?token={token}")
-    page.wait_for_selector(".reveal .slides section", timeout=90_000)
+    page.wait_for_selector(".reveal .slides section", state="attached", timeout=90_000)
     page.wait_for_function("() => document.querySelectorAll('.reveal .slides section').length > 3",
                            timeout=60_000)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -171,8 +182,9 @@ def test_exported_slides_work_offline(browser):
 
         page.route("**/*", only_local)
         page.goto(f"http://127.0.0.1:{port}/{deck.name}")
-        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=60_000)
-        assert page.evaluate("() => Reveal.getTotalSlides()") > 3
+        # reveal.js marks its root "ready" once it has laid out every slide.
+        page.wait_for_selector(".reveal.ready", state="attached", timeout=60_000)
+        assert page.evaluate("() => document.querySelectorAll('.reveal .slides > section').length") > 3
         page.screenshot(path=str(SCREENSHOTS / "offline-slides.png"))
         assert not outside, f"the deck tried to reach the network: {outside}"
         page.close()
