@@ -66,18 +66,15 @@ def format_bytes(num_bytes: float, unit: str = "GB", digits: int = 2) -> str:
 # Which floating-point dtypes there are
 # --------------------------------------------------------------------------------------------
 
-# The floating dtypes of PyTorch 2.7 and later that hold one number per element.
-# (torch.float4_e2m1fn_x2 packs two 4-bit numbers into each byte and has no torch.finfo.)
-FLOAT_DTYPES: tuple[torch.dtype, ...] = (
-    torch.float64,
-    torch.float32,
-    torch.float16,
-    torch.bfloat16,
-    torch.float8_e4m3fn,
-    torch.float8_e5m2,
-    torch.float8_e4m3fnuz,
-    torch.float8_e5m2fnuz,
-    torch.float8_e8m0fnu,
+# The floating dtypes that hold one number per element, by name: float8_e8m0fnu arrived in
+# PyTorch 2.7, so an older version simply lists fewer. (torch.float4_e2m1fn_x2 packs two 4-bit
+# numbers into each byte and has no torch.finfo.)
+_FLOAT_DTYPE_NAMES = (
+    "float64", "float32", "float16", "bfloat16",
+    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
+)
+FLOAT_DTYPES: tuple[torch.dtype, ...] = tuple(
+    getattr(torch, name) for name in _FLOAT_DTYPE_NAMES if hasattr(torch, name)
 )
 
 # The five formats of the lecture: training's default, the two 16-bit ones and the two fp8 ones.
@@ -245,18 +242,32 @@ def spacing(
 
     `x` is first rounded to `dtype` (by default a tensor's own dtype). With m mantissa bits, a
     number in [2^k, 2^(k+1)) has neighbours 2^(k-m) apart; below the smallest normal number the
-    gap stays at its value there (the subnormals are evenly spaced).
+    gap stays at its value there (the subnormals are evenly spaced). A value that overflows
+    `dtype` has no gap: ValueError.
     """
     if dtype is None:
         if not isinstance(x, torch.Tensor):
             raise ValueError("give a dtype, e.g. spacing(1.0, torch.bfloat16), or pass a tensor")
         dtype = x.dtype
     dtype = as_float_dtype(dtype)
-    eps = 2.0 ** -bit_layout(dtype).mantissa  # torch.finfo's eps, cross-checked
-    tiny = torch.finfo(dtype).smallest_normal
-    values = torch.as_tensor(x).to(dtype).to(torch.float64).abs()
-    if not torch.isfinite(values).all():
+    mantissa = bit_layout(dtype).mantissa
+    eps = 2.0**-mantissa  # torch.finfo's eps, cross-checked
+    info = torch.finfo(dtype)
+    tiny = info.smallest_normal
+    # Past the largest value plus half its gap a cast overflows: to inf, to NaN, or (e4m3fn in
+    # recent PyTorch versions) to the largest value. Refuse, rather than depend on the version.
+    top_gap = 2.0 ** (math.frexp(info.max)[1] - 1 - mantissa)  # max is in [2^k, 2^(k+1))
+    exact = torch.as_tensor(x).to(torch.float64).abs()
+    if not torch.isfinite(exact).all():
         raise ValueError("spacing is defined for finite values only (got inf or NaN)")
+    if (exact > info.max + top_gap / 2).any():
+        raise ValueError(
+            f"x is beyond the largest {dtype_name(dtype)} ({info.max:g}): it overflows, so it "
+            "has no neighbour to measure"
+        )
+    values = torch.as_tensor(x).to(dtype).to(torch.float64).abs()
+    if not torch.isfinite(values).all():  # exactly max + half the top gap: rounds to inf
+        raise ValueError("spacing is defined for finite values only (x rounds to inf)")
     _, exponent = torch.frexp(values)  # |x| = f * 2^exponent with f in [0.5, 1)
     normal_gap = torch.ldexp(torch.full_like(values, eps), exponent - 1)
     return torch.where(values < tiny, torch.full_like(values, tiny * eps), normal_gap)

@@ -161,7 +161,7 @@ GPUS: dict[str, GPUSpec] = {
         ),
         GPUSpec(
             "B200", _B200, 180 * GB, 8000 * GB,
-            "NVIDIA DGX B200 datasheet, 8-GPU totals divided by 8 (tensor figures halved)",
+            "NVIDIA DGX B200 and HGX B200 datasheets: 8-GPU totals / 8 (tensor figures halved)",
             sparse_flops=_sparse_double(_B200, *_TC), patterns=(r"B200",),
         ),
         GPUSpec(

@@ -239,6 +239,17 @@ def test_spacing_rejects_bad_input():
         spacing(1, torch.int64)
 
 
+def test_spacing_refuses_values_that_overflow():
+    # Past max + half the top gap a cast overflows (inf, NaN or saturation, by version).
+    with pytest.raises(ValueError, match="beyond the largest float8_e4m3fn"):
+        spacing(1000.0, torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match="beyond the largest float16"):
+        spacing(70000.0, torch.float16)
+    # Up to that point the value rounds down to the largest number, whose gap is returned.
+    assert spacing(464.0, torch.float8_e4m3fn).item() == 32
+    assert spacing(65519.0, torch.float16).item() == 32
+
+
 # ------------------------------------------------------------------------------- accumulation
 
 
