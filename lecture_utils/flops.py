@@ -184,7 +184,10 @@ def measure_times(
     # kernel selection, cold caches. None of that is the steady-state cost.
     estimate = None
     for _ in range(warmup):
-        estimate = time_block(fn, 1, device)  # the last warm-up call estimates one call's time
+        seconds = time_block(fn, 1, device)
+        # The fastest warm-up call estimates one call's time: the first pays the one-off costs,
+        # and any of them may be slowed down by another process.
+        estimate = seconds if estimate is None else min(estimate, seconds)
 
     if number is None:  # enough calls that one block lasts MIN_BLOCK_SECONDS
         if estimate is None:

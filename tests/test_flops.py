@@ -150,6 +150,18 @@ def test_measure_times_picks_enough_calls_per_block():
     assert len(calls) == 2 + 2  # a slow one once per block, and no extra call to estimate it
 
 
+def test_measure_times_estimates_from_the_fastest_warmup_call():
+    calls = []
+
+    def fn():  # the last warm-up call is slow, as if another process took the core
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(0.02)
+
+    measure_times(fn, device="cpu", warmup=2, repeats=1)
+    assert len(calls) > 2 + 1  # many calls per block: the slow call did not set the estimate
+
+
 def test_benchmark_returns_the_median_per_call():
     seconds = benchmark(lambda: time.sleep(0.002), device="cpu", warmup=1, repeats=3, number=1)
     assert 0.002 <= seconds < 0.05
