@@ -117,6 +117,38 @@ def checkpointed_forward(
     return model.final(x).squeeze(-1)
 
 
+def checkpointing_peak_bytes(
+    dim: int, num_layers: int, batch_size: int, segment_size: int | None = None
+) -> int:
+    """Peak bytes that model(x).sum().backward() adds to an fp32 Cruncher's weights and x.
+
+    Backward runs through the head, then the segments from the top. At the top layer of segment
+    j (1 is the bottom one) it holds the j - 1 segment inputs below it, the segment_size - 1
+    activations recomputed for the segment, the incoming and outgoing activation gradients, and
+    the weight gradients made so far; the peak is the largest of these moments (plus the head's
+    weight gradient and two scalars). No checkpointing (segment_size=None) is the same as
+    segments of one layer. Exact when batch_size >= dim; with a smaller batch other moments of
+    the backward can be larger.
+    """
+    segment = 1 if segment_size is None else segment_size
+    _check_positive(dim=dim, num_layers=num_layers, batch_size=batch_size, segment_size=segment)
+    if num_layers % segment:
+        raise ValueError(f"segment_size {segment} does not divide num_layers {num_layers}")
+    if batch_size < dim:
+        raise ValueError(f"the prediction needs batch_size >= dim (activations at least as large "
+                         f"as weight gradients), got batch_size {batch_size} < dim {dim}")
+    activation, weight = 4 * batch_size * dim, 4 * dim * dim
+    segments = num_layers // segment
+    # The head's backward: the segment inputs above x, h_L (the head's input) and its gradient.
+    moments = [(segments - 1 + 2) * activation]
+    for j in range(1, segments + 1):
+        top = j * segment
+        gradients = 2 if top > 1 else 1  # layer 1 sends no gradient on: x needs none
+        held = (j - 1) + (segment - 1) + gradients
+        moments.append(held * activation + (num_layers - top + 1) * weight)
+    return max(moments) + 4 * (dim + 2)  # head's weight gradient; the loss and its gradient
+
+
 def mse_loss(
     model: torch.nn.Module, x: Float[torch.Tensor, "batch dim"], y: Float[torch.Tensor, " batch"]
 ) -> torch.Tensor:

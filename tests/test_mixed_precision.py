@@ -14,6 +14,7 @@ from lecture_utils.mixed_precision import (
     SavedForBackward,
     accumulate_gradients,
     checkpointed_forward,
+    checkpointing_peak_bytes,
     compare_precisions,
     count_zeros,
     float_format,
@@ -26,6 +27,7 @@ from lecture_utils.mixed_precision import (
     supports_fp8,
 )
 from lecture_utils.models import Cruncher
+from lecture_utils.optimizers import peak_new_memory
 
 
 @pytest.fixture
@@ -100,6 +102,37 @@ def test_checkpointed_forward_rejects_bad_input(model_and_batch):
         checkpointed_forward(model, x, 0)
     with pytest.raises(TypeError, match="needs a Cruncher"):
         checkpointed_forward(torch.nn.Linear(16, 16), x, 1)
+
+
+@pytest.mark.parametrize("batch", [16, 48, 128])
+@pytest.mark.parametrize("segment", [None, 1, 2, 4])
+def test_checkpointing_peak_bytes_matches_the_measured_peak(batch, segment):
+    torch.manual_seed(0)
+    model, x = Cruncher(16, 4), torch.randn(batch, 16)
+
+    def step():  # the output is not kept: it is freed as soon as .sum() has read it
+        (model(x) if segment is None else checkpointed_forward(model, x, segment)).sum().backward()
+
+    assert peak_new_memory(step) == checkpointing_peak_bytes(16, 4, batch, segment)
+
+
+def test_checkpointing_peak_bytes_at_b_equal_8d():
+    # L + 1 = 9 activations without checkpointing, L/s + s = 6 with segments of 2 or 4.
+    a, w, extra = 4 * 8 * 64 * 64, 4 * 64 * 64, 4 * (64 + 2)
+    assert checkpointing_peak_bytes(64, 8, 8 * 64) == 9 * a + w + extra
+    assert checkpointing_peak_bytes(64, 8, 8 * 64, 2) == 6 * a + w + extra
+    assert checkpointing_peak_bytes(64, 8, 8 * 64, 4) == 6 * a + w + extra
+
+
+def test_checkpointing_peak_bytes_rejects_bad_input():
+    with pytest.raises(ValueError, match="does not divide"):
+        checkpointing_peak_bytes(16, 4, 16, 3)
+    with pytest.raises(ValueError, match="batch_size >= dim"):
+        checkpointing_peak_bytes(16, 4, 8)
+    with pytest.raises(ValueError, match="segment_size must be positive"):
+        checkpointing_peak_bytes(16, 4, 16, 0)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        checkpointing_peak_bytes(16.0, 4, 16)
 
 
 def test_accumulate_gradients_matches_the_full_batch(model_and_batch):
