@@ -70,4 +70,5 @@ def describe_device(device: torch.device | None = None) -> str:
         return f"{device}: {props.name}, {props.total_memory / 2**30:.1f} GiB"
     if device.type == "mps":
         return "mps: Apple GPU (unified memory)"
-    return f"cpu: {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"cpu: {n} thread{'' if n == 1 else 's'}"
