@@ -100,42 +100,57 @@ def browser() -> Iterator:
         chromium.close()
 
 
-# Read the notebook model inside the page: each code cell's tags, execution count and outputs.
-CELLS_JS = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+# In-page helpers: find this notebook's panel by path (never "whatever has focus"), then read
+# its kernel status and each code cell's tags, execution count and output types.
+PANEL_JS = """(path) => {
+  for (const w of window.jupyterapp.shell.widgets('main')) {
+    if (w.context && w.context.path === path) return w;
+  }
+  return null;
+}"""
+KERNEL_IDLE_JS = f"""(path) => {{
+  const panel = ({PANEL_JS})(path);
+  const session = panel && panel.sessionContext && panel.sessionContext.session;
+  return !!(session && session.kernel && session.kernel.status === 'idle');
+}}"""
+CELLS_JS = f"""(path) => {{
+  const panel = ({PANEL_JS})(path);
+  if (!panel) return null;
   const cells = panel.content.model.cells;
   const out = [];
-  for (let i = 0; i < cells.length; i++) {
+  for (let i = 0; i < cells.length; i++) {{
     const cell = cells.get(i);
     if (cell.type !== 'code') continue;
-    out.push({tags: cell.getMetadata('tags') || [], count: cell.executionCount,
-              outputs: cell.outputs.toJSON().map(o => o.output_type)});
-  }
+    out.push({{tags: cell.getMetadata('tags') || [], count: cell.executionCount,
+              outputs: cell.outputs.toJSON().map(o => o.output_type)}});
+  }}
   return out;
-}"""
+}}"""
+ALL_RAN_JS = f"""(path) => {{
+  const cells = ({CELLS_JS})(path);
+  return !!cells && cells.length > 0 && cells.every(c => c.count !== null);
+}}"""
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
     base, token = lab
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
+    # A workspace of its own, reset: JupyterLab would otherwise reopen earlier notebooks.
+    page.goto(f"{base}/lab/workspaces/{notebook.stem}/tree/{notebook.name}?reset&token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached", timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session",
-                           timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
-                           ".session.kernel.status === 'idle'", timeout=60_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(
-        f"() => ({CELLS_JS})().every(c => c.count !== null)", timeout=180_000, polling=500)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
-                           ".session.kernel.status === 'idle'", timeout=60_000)
+    page.wait_for_function(KERNEL_IDLE_JS, arg=notebook.name, timeout=90_000, polling=500)
+    page.evaluate(f"""(path) => {{
+      const panel = ({PANEL_JS})(path);
+      window.jupyterapp.shell.activateById(panel.id);
+      return window.jupyterapp.commands.execute('notebook:run-all-cells');
+    }}""", notebook.name)
+    page.wait_for_function(ALL_RAN_JS, arg=notebook.name, timeout=180_000, polling=500)
+    page.wait_for_function(KERNEL_IDLE_JS, arg=notebook.name, timeout=60_000, polling=500)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{notebook.stem}.png"), full_page=False)
 
-    cells = page.evaluate(CELLS_JS)
+    cells = page.evaluate(CELLS_JS, notebook.name)
     unexpected = [i for i, c in enumerate(cells)
                   if "error" in c["outputs"] and "raises-exception" not in c["tags"]]
     assert not unexpected, f"{notebook.name}: error output in code cells {unexpected}"
@@ -145,13 +160,15 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
     rendered = page.evaluate("""() => Array.from(document.querySelectorAll(
         '.jp-RenderedImage img')).filter(img => img.complete && img.naturalWidth > 0).length""")
     assert rendered >= stored_figures >= 1, f"{notebook.name}: {rendered} of {stored_figures} figures"
+    # Free the kernel before the next notebook starts its own.
+    page.evaluate(f"(path) => ({PANEL_JS})(path).sessionContext.shutdown()", notebook.name)
     page.close()
 
 
 def test_rise_slideshow_starts(lab, browser):
     base, token = lab
     page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(f"{base}/rise/{NOTEBOOKS[0].name}?token={token}")
+    page.goto(f"{base}/rise/{NOTEBOOKS[0].name}?token={token}")  # RISE's own page
     page.wait_for_selector(".reveal .slides section", state="attached", timeout=90_000)
     page.wait_for_function("() => document.querySelectorAll('.reveal .slides section').length > 3",
                            timeout=60_000)
