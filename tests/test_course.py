@@ -99,3 +99,33 @@ def test_student_copies_run_top_to_bottom_with_nothing_solved():
         assert lines, f"{path.name}: no exercise checks ran"
         # Unanswered (or a stub to fix, which fails with a hint): never already correct.
         assert all(line.startswith(("⏳", "❌")) for line in lines), f"{path.name}: {lines}"
+
+
+def test_normalize_drops_editor_metadata_and_folds_solutions(tmp_path):
+    nb = {"metadata": {"jupytext": {"x": 1}}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+        {"cell_type": "markdown", "metadata": {"lines_to_next_cell": 0}, "source": ["## Part"]},
+        {"cell_type": "code", "metadata": {"tags": ["solution"], "execution": {"t": 1}},
+         "source": ["# BEGIN SOLUTION\n", "# STUDENT: x = None\n", "x = 1\n", "# END SOLUTION"],
+         "outputs": [], "execution_count": None},
+    ]}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    course.normalize(path)
+    out = json.loads(path.read_text())
+    assert "jupytext" not in out["metadata"] and out["metadata"]["kernelspec"]["name"] == "python3"
+    assert out["cells"][0]["metadata"] == {"slideshow": {"slide_type": "slide"}}
+    assert out["cells"][1]["metadata"]["jupyter"] == {"source_hidden": True}
+    assert "execution" not in out["cells"][1]["metadata"]
+
+
+def test_student_copies_and_slides_are_written(tmp_path, capsys):
+    course.main(["student", str(NOTEBOOKS[0]), "--out", str(tmp_path / "student")])
+    copy = json.loads((tmp_path / "student" / NOTEBOOKS[0].name).read_text())
+    assert all(not c.get("outputs") for c in copy["cells"] if c["cell_type"] == "code")
+    assert not any("solution" in c["metadata"].get("tags", []) for c in copy["cells"])
+    course.main(["slides", str(NOTEBOOKS[0]), "--out", str(tmp_path / "slides")])
+    deck = (tmp_path / "slides" / f"{NOTEBOOKS[0].stem}.slides.html").read_text()
+    for url in course.SLIDE_ASSETS.values():
+        assert url.split("?")[0] in deck  # every script and style is loaded from vendor/
+    assert "cdnjs" not in deck and "unpkg" not in deck
+    assert "wrote" in capsys.readouterr().out

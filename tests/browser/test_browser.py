@@ -207,3 +207,36 @@ def test_exported_slides_work_offline(browser):
         page.close()
     finally:
         server.terminate()
+
+
+def test_figures_readable_in_dark_theme(lab, browser):
+    base, token = lab
+    notebook = NOTEBOOKS[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{base}/lab/workspaces/dark/tree/{notebook.name}?reset&token={token}")
+    page.wait_for_selector(".jp-RenderedImage img", state="attached", timeout=60_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
+                  " {theme: 'JupyterLab Dark'})")
+    try:
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                               timeout=30_000)
+        # A theme change shows a splash screen over the page while the new CSS loads.
+        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=30_000)
+        figure = page.locator(".jp-RenderedImage img").first
+        figure.scroll_into_view_if_needed()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dark-theme.png"))
+        # The course style gives every figure an opaque white background, so black text and
+        # axes stay readable on a dark page: read the figure's corner pixel.
+        corner = figure.evaluate("""img => {
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            return Array.from(ctx.getImageData(2, 2, 1, 1).data);
+        }""")
+        assert corner == [255, 255, 255, 255], f"figure background is {corner}, not opaque white"
+    finally:
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
+                      " {theme: 'JupyterLab Light'})")
+        page.close()
