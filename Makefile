@@ -43,8 +43,9 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Jupyter refuses to run as root (containers, some cloud machines) unless told it is meant.
 lab: $(SETUP)
-	$(PYTHON) -m jupyter lab --notebook-dir=notebooks
+	$(PYTHON) -m jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # F722: jaxtyping's shape strings ("batch dim") look like syntax errors to pyflakes.
 RUFF := $(PYTHON) -m ruff check --line-length 100 --select E4,E7,E9,F,W,I,B,UP --ignore B905,F722
