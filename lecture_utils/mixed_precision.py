@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lecture_utils.device import get_device
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
-from lecture_utils.flops import benchmark, count_flops
+from lecture_utils.flops import FP8, benchmark, count_flops, scaled_matmul_fp8
 from lecture_utils.hardware import GB, current_gpu, lookup_gpu, peak_flops
 from lecture_utils.models import Cruncher
 from lecture_utils.optimizers import SGD
@@ -183,15 +183,8 @@ def accumulate_gradients(
     return total
 
 
-# fp8 (e4m3: 4 exponent bits, 3 mantissa bits) needs tensor cores of compute capability >= 8.9
-# (Ada, Hopper, Blackwell). torch._scaled_mm is PyTorch's (private, but long-standing) entry point.
-FP8 = torch.float8_e4m3fn
-
-
-def supports_fp8(device: torch.device | str | None = None) -> bool:
-    """True on a CUDA GPU with fp8 tensor cores (compute capability 8.9 or newer)."""
-    device = get_device() if device is None else torch.device(device)
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+# fp8 (e4m3) matmuls need tensor cores of compute capability >= 8.9 (Ada, Hopper, Blackwell);
+# FP8, fp8_matmul_supported and scaled_matmul_fp8 live with the other matmuls, in flops.
 
 
 def quantize_fp8(x: Float[torch.Tensor, "*shape"]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,27 +196,6 @@ def quantize_fp8(x: Float[torch.Tensor, "*shape"]) -> tuple[torch.Tensor, torch.
         raise ValueError("cannot quantize a tensor holding inf or NaN to fp8")
     scale = amax.clamp(min=torch.finfo(torch.float32).tiny) / torch.finfo(FP8).max
     return (x.float() / scale).to(FP8), scale
-
-
-def scaled_matmul_fp8(
-    a8: torch.Tensor,
-    scale_a: torch.Tensor,
-    b8: torch.Tensor,
-    scale_b: torch.Tensor,
-    out_dtype: torch.dtype = torch.bfloat16,
-) -> torch.Tensor:
-    """(a8 * scale_a) @ (b8 * scale_b) on fp8 tensor cores, accumulated in fp32, out in out_dtype."""
-    if a8.dtype != FP8 or b8.dtype != FP8:
-        raise TypeError(f"operands must be {FP8} (use quantize_fp8), got {a8.dtype} and {b8.dtype}")
-    if a8.dim() != 2 or b8.dim() != 2 or a8.shape[1] != b8.shape[0]:
-        raise ValueError(f"need (m x k) @ (k x n), got {tuple(a8.shape)} @ {tuple(b8.shape)}")
-    if any(size % 16 for size in (*a8.shape, b8.shape[1])):
-        raise ValueError(f"fp8 matmul needs every size a multiple of 16, got {tuple(a8.shape)} "
-                         f"@ {tuple(b8.shape)}; pad the operands")
-    if b8.stride(0) != 1:  # cuBLASLt wants the second operand column-major
-        b8 = b8.t().contiguous().t()
-    out = torch._scaled_mm(a8, b8, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
-    return out[0] if isinstance(out, tuple) else out  # torch < 2.5 also returned amax
 
 
 def fp8_matmul(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lecture_utils.exercises import CORRECT, UNANSWERED
+from lecture_utils.flops import fp8_matmul_supported, scaled_matmul_fp8
 from lecture_utils.mixed_precision import (
     EXERCISES,
     PRECISIONS,
@@ -23,8 +24,6 @@ from lecture_utils.mixed_precision import (
     mse_loss,
     quantize_fp8,
     saved_for_backward,
-    scaled_matmul_fp8,
-    supports_fp8,
 )
 from lecture_utils.models import Cruncher
 from lecture_utils.optimizers import peak_new_memory
@@ -201,8 +200,8 @@ def test_fp8_matmul_is_close_to_fp32():
     assert error < 0.1  # e4m3 keeps 3 mantissa bits: a few percent per element
 
 
-def test_supports_fp8_is_false_off_cuda():
-    assert not supports_fp8("cpu")
+def test_fp8_is_not_supported_off_cuda():
+    assert not fp8_matmul_supported("cpu")
 
 
 def test_compare_precisions_on_cpu():
