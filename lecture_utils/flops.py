@@ -211,6 +211,43 @@ def benchmark(
     )
 
 
+def time_each_call_cold(
+    fn: Callable[[], Any], *, calls: int = 5, device: torch.device | str | None = None
+) -> list[float]:
+    """Seconds of each of `calls` calls of fn(), synchronized, with no warm-up (the lecture's way).
+
+    The lecture's `time_matmul` averages 5 such calls; their mean includes the first call's
+    one-off costs, which `benchmark` leaves out.
+    """
+    if not callable(fn):
+        raise TypeError(f"need a zero-argument function to time, got {type(fn).__name__}")
+    _check_positive_int("calls", calls)
+    device = get_device() if device is None else torch.device(device)
+    synchronize(device)  # nothing queued earlier may land in the first call's time
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def time_cold_and_warm(
+    fn: Callable[[], Any], *, device: torch.device | str | None = None, calls: int = 5
+) -> dict[str, Any]:
+    """fn() timed the lecture's way (the mean of `calls` cold calls) and ours (a warm median).
+
+    Returns {"cold": [seconds of each cold call], "first_call": s, "lecture_mean": s,
+    "warm_median": s}. Only the first time a shape and dtype run in a process are its calls
+    truly cold: in a re-run, the first call is already warm.
+    """
+    cold = time_each_call_cold(fn, calls=calls, device=device)
+    warm = benchmark(fn, device=device, warmup=2, repeats=5)
+    return {"cold": cold, "first_call": cold[0], "lecture_mean": statistics.fmean(cold),
+            "warm_median": warm}
+
+
 @contextlib.contextmanager
 def float32_matmul_precision(precision: str) -> Iterator[None]:
     """Run a block with torch.set_float32_matmul_precision(precision), then restore the old one."""
@@ -241,8 +278,15 @@ def scaled_matmul_fp8(
     b8: torch.Tensor,
     scale_b: torch.Tensor,
     out_dtype: torch.dtype = torch.bfloat16,
+    *,
+    use_fast_accum: bool = False,
 ) -> torch.Tensor:
-    """(a8 * scale_a) @ (b8 * scale_b) on fp8 tensor cores, accumulated in fp32, out in out_dtype."""
+    """(a8 * scale_a) @ (b8 * scale_b) on fp8 tensor cores, accumulated in fp32, out in out_dtype.
+
+    use_fast_accum=True keeps the partial sums in the tensor cores' own accumulator, whose precision
+    is below fp32 on Hopper (faster, less exact); False has cuBLAS move them into fp32 registers
+    at intervals along k.
+    """
     if a8.dtype != FP8 or b8.dtype != FP8:
         raise TypeError(f"operands must be {FP8} (quantize them first, e.g. with "
                         f"mixed_precision.quantize_fp8), got {a8.dtype} and {b8.dtype}")
@@ -253,32 +297,48 @@ def scaled_matmul_fp8(
                          f"@ {tuple(b8.shape)}; pad the operands")
     if b8.stride(0) != 1:  # cuBLASLt wants the second operand column-major
         b8 = b8.t().contiguous().t()
-    out = torch._scaled_mm(a8, b8, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
+    if not isinstance(use_fast_accum, bool):
+        raise TypeError(f"use_fast_accum must be True or False, got {use_fast_accum!r}")
+    out = torch._scaled_mm(a8, b8, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype,
+                           use_fast_accum=use_fast_accum)
     return out[0] if isinstance(out, tuple) else out  # torch < 2.5 also returned amax
 
 
 def make_matmul(
-    n: int, dtype: torch.dtype, device: torch.device | str, *, seed: int = 0
+    n: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    *,
+    m: int | None = None,
+    k: int | None = None,
+    seed: int = 0,
+    fp8_fast_accum: bool = False,
 ) -> Callable[[], torch.Tensor]:
-    """A zero-argument function computing the product of two random n x n matrices of `dtype`."""
-    _check_positive_int("n", n)
+    """A zero-argument function computing (m x n) @ (n x k) of random `dtype` matrices (m = k = n
+    unless given)."""
+    m, k = (n if m is None else m), (n if k is None else k)
+    for name, value in (("n", n), ("m", m), ("k", k)):
+        _check_positive_int(name, value)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if fp8_fast_accum and dtype != FP8:
+        raise ValueError(f"fp8_fast_accum is an option of fp8 matmuls; dtype is {dtype}")
+    if dtype == FP8 and any(size % 16 for size in (m, n, k)):
+        raise ValueError(f"fp8 matmuls need sizes that are multiples of 16, got (m, n, k) = "
+                         f"{(m, n, k)}")
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    a = torch.randn(n, n, generator=generator, device=device)
-    b = torch.randn(n, n, generator=generator, device=device)
+    a = torch.randn(m, n, generator=generator, device=device)
+    b = torch.randn(n, k, generator=generator, device=device)
     if dtype == FP8:
-        if n % 16:
-            raise ValueError(f"fp8 matmuls need sizes that are multiples of 16, got n={n}")
         # One fp32 scale per operand (here 1.0: randn values fit e4m3's range), bf16 output; b is
         # made column-major once here, so the timed call does no copy.
         a8 = a.to(FP8)
         b8 = b.t().contiguous().to(FP8).t()
         one = torch.tensor(1.0, device=device)
-        return lambda: scaled_matmul_fp8(a8, one, b8, one)
+        return lambda: scaled_matmul_fp8(a8, one, b8, one, use_fast_accum=fp8_fast_accum)
     a, b = a.to(dtype), b.to(dtype)
-    out = torch.empty(n, n, dtype=dtype, device=device)  # reused: we time the matmul, not malloc
+    out = torch.empty(m, k, dtype=dtype, device=device)  # reused: we time the matmul, not malloc
     return lambda: torch.mm(a, b, out=out)
 
 

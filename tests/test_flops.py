@@ -323,3 +323,33 @@ def test_exercise_5():
     assert _verdict(5, stub).correct is None
     assert _verdict(5, None).correct is None
     assert _verdict(5, 3.0).correct is False
+
+
+def test_make_matmul_takes_a_rectangular_shape():
+    out = make_matmul(32, torch.float32, "cpu", m=48, k=16)()
+    assert out.shape == (48, 16)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(48, 32, generator=gen), torch.randn(32, 16, generator=gen)
+    torch.testing.assert_close(out, a @ b)
+    with pytest.raises(ValueError, match="m must be a positive size"):
+        make_matmul(32, torch.float32, "cpu", m=0)
+    with pytest.raises(ValueError, match="fp8_fast_accum is an option of fp8"):
+        make_matmul(32, torch.float32, "cpu", fp8_fast_accum=True)
+    with pytest.raises(ValueError, match=r"multiples of 16, got \(m, n, k\) = \(16, 32, 24\)"):
+        make_matmul(32, FP8, "cpu", m=16, k=24)
+
+
+def test_time_each_call_cold_and_warm():
+    from lecture_utils.flops import time_cold_and_warm, time_each_call_cold
+
+    calls = []
+    seconds = time_each_call_cold(lambda: calls.append(time.sleep(0.002)), calls=3, device="cpu")
+    assert len(seconds) == len(calls) == 3 and min(seconds) >= 0.002
+    timings = time_cold_and_warm(make_matmul(16, torch.float32, "cpu"), device="cpu")
+    assert len(timings["cold"]) == 5 and timings["first_call"] == timings["cold"][0]
+    assert timings["lecture_mean"] == pytest.approx(sum(timings["cold"]) / 5)
+    assert timings["warm_median"] > 0
+    with pytest.raises(ValueError, match="calls must be a positive size"):
+        time_each_call_cold(lambda: None, calls=0)
+    with pytest.raises(TypeError, match="zero-argument function"):
+        time_each_call_cold(None)

@@ -302,3 +302,9 @@ def test_exercise_5():
     assert "3x too large" in EXERCISES.feedback(5, forgot).message
     assert EXERCISES.feedback(5, stub) is UNANSWERED
     assert "function itself" in EXERCISES.feedback(5, 3).message
+
+
+def test_scaled_matmul_fp8_fast_accum_must_be_a_bool():
+    a8, scale = quantize_fp8(torch.ones(16, 16))
+    with pytest.raises(TypeError, match="use_fast_accum must be True or False"):
+        scaled_matmul_fp8(a8, scale, a8, scale, use_fast_accum="yes")
