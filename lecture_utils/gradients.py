@@ -112,6 +112,20 @@ def two_layer_flops(
     return flops
 
 
+def two_layer_peak_bytes(B: int, D: int, K: int, input_requires_grad: bool) -> int:
+    """Peak bytes (fp32) of a backward pass over a kept graph, as `time_forward_backward` runs it.
+
+    At the last backward matmul these are alive: x, w1, w2; the saved h1 (for w2.grad) and h2
+    (for the loss's square); w2.grad, h1.grad, w1.grad, and x.grad if x requires one.
+    """
+    for name, value in (("B", B), ("D", D), ("K", K)):
+        _check_size(name, value)
+    _check_flag("input_requires_grad", input_requires_grad)
+    inputs_and_saved = B * D + D * D + D * K + B * D + B * K
+    gradients = D * K + B * D + D * D + (B * D if input_requires_grad else 0)
+    return 4 * (inputs_and_saved + gradients)
+
+
 # --- The two-layer network, as PyTorch runs it -----------------------------------------------
 
 

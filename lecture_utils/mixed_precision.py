@@ -16,12 +16,12 @@ import torch
 from jaxtyping import Float
 from torch.utils.checkpoint import checkpoint
 
-from lecture_utils.device import get_device
+from lecture_utils.device import Needs, get_device
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.flops import FP8, benchmark, count_flops, scaled_matmul_fp8
 from lecture_utils.hardware import GB, current_gpu, lookup_gpu, peak_flops
-from lecture_utils.models import Cruncher
-from lecture_utils.optimizers import SGD
+from lecture_utils.models import Cruncher, cruncher_num_parameters
+from lecture_utils.optimizers import SGD, predict_peak_training_memory
 
 # The ways to run a training step that compare_precisions knows.
 #   fp32: fp32 matmuls (TF32 off)         tf32: fp32 storage, TF32 tensor-core matmuls
@@ -212,7 +212,7 @@ class PrecisionRun:
     precision: str
     step_seconds: float
     step_flops: int
-    peak_memory_bytes: int | None  # None off CUDA: the CPU has no allocator statistics
+    peak_memory_bytes: int | None  # above what was allocated before; None off CUDA (no allocator)
     losses: list[float]
 
     @property
@@ -233,9 +233,12 @@ def _train_with_precision(
 ) -> PrecisionRun:
     device = x.device
     autocast_dtype = _AUTOCAST_DTYPES.get(precision)
+    baseline = 0
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        # What other cells left on the GPU is not this run's: measure above it.
+        baseline = torch.cuda.memory_allocated(device)
     torch.manual_seed(seed)  # the same initial weights for every precision
     model = Cruncher(x.shape[1], num_layers).to(device)
     optimizer = SGD(model.parameters(), lr=lr)
@@ -255,7 +258,7 @@ def _train_with_precision(
 
     losses = [step() for _ in range(num_steps)]  # tensors: no sync inside the loop
     seconds = benchmark(step, device=device, warmup=1, repeats=repeats)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
     flops = count_flops(step)
     return PrecisionRun(precision, seconds, flops, peak, [float(v) for v in losses])
 
@@ -296,6 +299,20 @@ def compare_precisions(
     finally:
         torch.set_float32_matmul_precision(previous)
     return runs
+
+
+def compare_precisions_needs(
+    dim: int, num_layers: int, batch_size: int, *, num_steps: int = 20, repeats: int = 5
+) -> Needs:
+    """What compare_precisions needs from a GPU at these sizes: the peak bytes of an fp32 SGD
+    step (notebook 06's timeline), and the FLOPs of its fp32 run (num_steps, a warm-up step,
+    `repeats` timed steps and one counted step, each 6·B·P − 2·B·D², as x needs no gradient)."""
+    _check_positive(dim=dim, num_layers=num_layers, batch_size=batch_size, num_steps=num_steps,
+                    repeats=repeats)
+    step_flops = (6 * batch_size * cruncher_num_parameters(dim, num_layers)
+                  - 2 * batch_size * dim * dim)
+    return Needs(memory_bytes=predict_peak_training_memory(dim, num_layers, batch_size, "sgd"),
+                 fp32_flops=(num_steps + 1 + repeats + 1) * step_flops)
 
 
 def format_precision_table(runs: list[PrecisionRun], gpu_name: str | None = None) -> str:

@@ -528,6 +528,51 @@ def predict_peak_training_memory(
     return max(sum(parts.values()) for parts in timeline.values())
 
 
+def measure_peak_training_memory(
+    dim: int,
+    num_layers: int,
+    batch_size: int,
+    optimizer: str = "adagrad",
+    device: torch.device | str = "cpu",
+) -> int:
+    """Peak bytes held during a Cruncher train_step (fp32) after a first step made the state.
+
+    On a CUDA GPU: torch.cuda.max_memory_allocated above what was allocated before. Elsewhere:
+    the bytes of what the step starts with (weights, optimizer state, batch) plus the peak of
+    the storages its aten ops create (peak_new_memory). Seeds torch's generators with 0.
+    """
+    _check_sizes(dim, num_layers, batch_size)
+    name = _check_optimizer_name(optimizer)
+    device = torch.device(device)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        # cuBLAS allocates its workspace on the first matmul: do that before the baseline.
+        torch.ones(64, 64, device=device) @ torch.ones(64, 64, device=device)
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)
+    torch.manual_seed(0)
+    model = step_optimizer = x = y = None
+    try:
+        with torch.device(device):  # weights and batch made on the device directly
+            model = Cruncher(dim, num_layers)
+            x, y = torch.randn(batch_size, dim), torch.randn(batch_size)
+        step_optimizer = make_optimizer(name, model.parameters(), lr=0.01)
+        train_step(model, step_optimizer, x, y)  # a first step creates the optimizer state
+        if not on_cuda:
+            held = storage_bytes([*model.parameters(), *optimizer_state_tensors(step_optimizer),
+                                  x, y])
+            return held + peak_new_memory(lambda: train_step(model, step_optimizer, x, y))
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        train_step(model, step_optimizer, x, y)
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - baseline
+    finally:  # even after an error, a re-run (or the next cell) starts from an empty GPU
+        model = step_optimizer = x = y = None  # noqa: F841 (frees the tensors now)
+        if on_cuda:
+            torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------------------------------------
 # Bytes per parameter
 # ---------------------------------------------------------------------------------------------

@@ -171,3 +171,24 @@ def test_ratios_in_the_notebook():
     B, D, K = LECTURE
     t = g.phase_totals(g.two_layer_flops(B, D, K, False))
     assert math.isclose(t["backward"] / t["forward"], 1.2)
+
+
+@pytest.mark.parametrize("input_requires_grad", [False, True])
+def test_two_layer_peak_bytes_matches_the_measured_peak(input_requires_grad):
+    from lecture_utils.gradients import time_forward_backward, two_layer_peak_bytes
+    from lecture_utils.optimizers import peak_new_memory
+
+    b, d, k = 48, 96, 24
+    measured = peak_new_memory(lambda: time_forward_backward(
+        b, d, k, input_requires_grad=input_requires_grad, device="cpu", warmup=1, repeats=1))
+    # Exact up to the loss's two scalars (the loss and its seed gradient), 4 bytes each.
+    assert measured - two_layer_peak_bytes(b, d, k, input_requires_grad) == 8
+
+
+def test_two_layer_peak_bytes_at_lecture_scale():
+    from lecture_utils.gradients import two_layer_peak_bytes
+
+    assert two_layer_peak_bytes(16384, 32768, 8192, True) == 19_864_223_744  # 18.5 GiB
+    assert two_layer_peak_bytes(16384, 32768, 8192, False) == 17_716_740_096
+    with pytest.raises(ValueError):
+        two_layer_peak_bytes(0, 2, 2, True)

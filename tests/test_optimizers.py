@@ -359,3 +359,21 @@ def test_exercise_5_step_flops():
     assert _feedback(5, 6 * B * P - 2 * B * D * D) == CORRECT
     assert "never runs" in _feedback(5, 6 * B * P).message
     assert _feedback(5, None) == UNANSWERED
+
+
+@pytest.mark.parametrize("name, batch_size", [("adagrad", 1024), ("adam", 8), ("sgd", 64)])
+def test_measure_peak_training_memory_on_the_cpu(name, batch_size):
+    from lecture_utils.optimizers import measure_peak_training_memory
+
+    measured = measure_peak_training_memory(64, 3, batch_size, name, "cpu")
+    excess = measured - predict_peak_training_memory(64, 3, batch_size, name)
+    assert 0 <= excess <= 4 * (batch_size + 1)
+
+
+def test_measure_peak_training_memory_rejects_bad_input():
+    from lecture_utils.optimizers import measure_peak_training_memory
+
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        measure_peak_training_memory(8, 2, 4, "lion")
+    with pytest.raises(ValueError):
+        measure_peak_training_memory(0, 2, 4)
