@@ -21,7 +21,8 @@ endif
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export MPLBACKEND := module://matplotlib_inline.backend_inline
 
-.PHONY: help setup lab test test-browser lint unit nbval execute student slides clean
+.PHONY: help setup lab test test-browser lint unit nbval execute student slides gpu bench \
+        readme-gpu clean
 
 help:
 	@echo "make lab      set up .venv and open the course in JupyterLab"
@@ -30,6 +31,9 @@ help:
 	@echo "make execute  re-run every notebook in place to refresh its stored outputs"
 	@echo "make student  write student copies (solutions removed) into notebooks/student/"
 	@echo "make slides   export every notebook as an offline reveal.js deck into build/slides/"
+	@echo "make gpu      on a CUDA GPU, in the current Python: tests, notebooks, benchmark report"
+	@echo "make bench    the benchmark report alone (build/bench/report.md), on any device"
+	@echo "make readme-gpu  copy build/bench/report.json's figures into README.md"
 	@echo "make clean    remove .venv and generated files"
 	@echo "Add CURRENT_ENV=1 to use the current Python environment instead of .venv."
 
@@ -97,6 +101,18 @@ $(SLIDES_VENDOR)/.installed:
 slides: $(SETUP) $(SLIDES_VENDOR)/.installed
 	$(PYTHON) -m lecture_utils.course slides $(NOTEBOOKS) --out build/slides
 	@echo "Slides are in build/slides/: open one in a browser (no network needed)."
+
+# The GPU check runs in the current Python environment, never .venv: a GPU machine's own CUDA
+# build of torch must be the one measured. Without a CUDA GPU it says so and exits with status 2.
+GPU_TIME_LIMIT ?= 480
+gpu:
+	python3 -m lecture_utils.gpu_run --time-limit $(GPU_TIME_LIMIT)
+
+bench: $(SETUP)
+	$(PYTHON) -m lecture_utils.bench $(BENCH_FLAGS)
+
+readme-gpu: $(SETUP)
+	$(PYTHON) -m lecture_utils.bench readme
 
 clean:
 	rm -rf $(VENV) notebooks/student build

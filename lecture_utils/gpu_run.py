@@ -1,0 +1,155 @@
+"""`make gpu`: the whole course checked on a CUDA GPU, in the current Python environment.
+
+    python -m lecture_utils.gpu_run [--time-limit SECONDS]
+
+1. the unit tests; 2. every notebook under nbval, one at a time and timed (kernel start
+included), at the sizes this GPU allows, against the same stored outputs as on a CPU; 3. the
+benchmark report (`lecture_utils.bench`) with those times, into build/bench/. Everything runs
+under one time limit (default 8 minutes): a step that would overrun is stopped, and what was
+measured is kept. Without a CUDA GPU it says so and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "build" / "bench"
+DEFAULT_TIME_LIMIT = 480.0
+BENCH_RESERVE = 90.0  # seconds kept for the benchmark report after the tests
+NO_GPU = 2  # exit status: nothing to do on this machine
+# What the tests and notebooks import, by module name, beside torch (pip names differ for some).
+NEEDED_MODULES = {"pytest": "pytest", "nbval": "nbval", "ipykernel": "ipykernel",
+                  "nbclient": "nbclient", "nbformat": "nbformat", "nbconvert": "nbconvert",
+                  "einops": "einops",
+                  "jaxtyping": "jaxtyping", "beartype": "beartype", "matplotlib": "matplotlib",
+                  "numpy": "numpy"}
+NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with",
+               str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout=600"]
+
+
+def run_with_limit(command: list[str], seconds: float,
+                   env: dict[str, str] | None = None) -> tuple[int | None, float]:
+    """Run `command` from the repository root; (exit status or None if stopped, seconds taken).
+
+    The command gets its own process group, so that stopping it also stops what it started
+    (the notebooks' kernels). `env` adds to the environment.
+    """
+    started = time.monotonic()
+    if seconds <= 0:
+        return None, 0.0
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                               env={**os.environ, **(env or {})})
+    try:
+        status = process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return None, time.monotonic() - started
+    return status, time.monotonic() - started
+
+
+def missing_modules() -> list[str]:
+    """The pip names of the packages the GPU run needs that this Python cannot import."""
+    return [pip for module, pip in NEEDED_MODULES.items()
+            if importlib.util.find_spec(module) is None]
+
+
+def no_gpu_message(torch_version: str) -> str:
+    return (f"make gpu: no CUDA GPU here (torch {torch_version}), so nothing was run. On a GPU it "
+            "runs the unit tests, nbval over every notebook at the GPU's sizes (timed), and the "
+            "benchmark report into build/bench/. Here, run `make test`, or "
+            "`python -m lecture_utils.bench --quick` for the report at CPU sizes.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lecture_utils.gpu_run",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
+                        help=f"for everything together (default {DEFAULT_TIME_LIMIT:.0f})")
+    args = parser.parse_args(argv)
+    if not args.time_limit > 0:
+        parser.error(f"--time-limit must be a number of seconds > 0, got {args.time_limit}")
+
+    try:
+        import torch  # after argument parsing: --help works without it
+    except ImportError:
+        print(no_gpu_message(f"missing from {sys.executable}; the GPU run uses the current "
+                             "Python environment, so activate the one with CUDA torch"))
+        return NO_GPU
+    if not torch.cuda.is_available():
+        print(no_gpu_message(torch.__version__))
+        return NO_GPU
+    from lecture_utils.device import SCALE_ENV
+    missing = missing_modules()
+    if missing:
+        print(f"make gpu: this Python ({sys.executable}) lacks {', '.join(missing)}; install "
+              f"them (`python3 -m pip install {' '.join(missing)}`, offline: see "
+              "../shared/gpu/README.md or the README's GPU section) and run it again.")
+        return 1
+
+    deadline = time.monotonic() + args.time_limit
+    OUT.mkdir(parents=True, exist_ok=True)
+    python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    print(f"make gpu: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"time limit {args.time_limit:.0f} s", flush=True)
+
+    # The unit tests at the small sizes (some execute the student copies of the notebooks); the
+    # notebooks themselves, next, at the GPU's.
+    print("\n== unit tests", flush=True)
+    unit_status, unit_seconds = run_with_limit(
+        [*python, "--ignore=tests/browser", "tests"],
+        deadline - time.monotonic() - BENCH_RESERVE, env={SCALE_ENV: "small"})
+    print(f"unit tests: {_result(unit_status)} in {unit_seconds:.0f} s", flush=True)
+
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    times: dict[str, dict[str, object]] = {}
+    for notebook in notebooks:
+        left = deadline - time.monotonic() - BENCH_RESERVE
+        if left <= 0:
+            times[notebook.stem] = {"seconds": 0.0, "result": "not run: time limit"}
+            continue
+        print(f"\n== {notebook.name}", flush=True)
+        status, seconds = run_with_limit([*python, *NBVAL_FLAGS, str(notebook)], left)
+        times[notebook.stem] = {"seconds": seconds, "result": _result(status)}
+        print(f"{notebook.name}: {_result(status)} in {seconds:.1f} s", flush=True)
+    all_passed = all(entry["result"] == "passed" for entry in times.values())
+    summary = {"notebooks": times, "all_passed": all_passed,
+               "total_seconds": sum(float(e["seconds"]) for e in times.values())
+               if all_passed else None}
+    times_path = OUT / "notebook_times.json"
+    times_path.write_text(json.dumps(summary, indent=1) + "\n")
+
+    print("\n== benchmark report", flush=True)
+    bench_status, _ = run_with_limit(
+        [sys.executable, "-m", "lecture_utils.bench", "--out", str(OUT), "--notebook-times",
+         str(times_path), "--time-limit", f"{max(deadline - time.monotonic() - 30, 1):.0f}"],
+        deadline - time.monotonic())  # the report stops itself between parts; this backstops it
+
+    print(f"\nmake gpu: unit tests {_result(unit_status)}; notebooks "
+          f"{'all passed' if all_passed else 'NOT all passed'}; benchmark report "
+          f"{_result(bench_status)} (build/bench/report.md). Put its figures into the README "
+          "with `make readme-gpu`.")
+    return 0 if unit_status == 0 and all_passed and bench_status == 0 else 1
+
+
+def _result(status: int | None) -> str:
+    if status is None:
+        return "stopped: time limit"
+    return "passed" if status == 0 else f"FAILED (exit status {status})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
