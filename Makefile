@@ -111,8 +111,9 @@ gpu:
 bench: $(SETUP)
 	$(PYTHON) -m lecture_utils.bench $(BENCH_FLAGS)
 
-readme-gpu: $(SETUP)
-	$(PYTHON) -m lecture_utils.bench readme
+# Any Python with torch will do (.venv if there is one): on a GPU machine, the one make gpu used.
+readme-gpu:
+	$(if $(wildcard $(PYTHON)),$(PYTHON),python3) -m lecture_utils.bench readme
 
 clean:
 	rm -rf $(VENV) notebooks/student build

@@ -1,7 +1,7 @@
 """The course's benchmark report: what this machine's matmuls, training steps and memory really do.
 
     python -m lecture_utils.bench                  # full sizes (on a GPU: n = 64 .. 16384)
-    python -m lecture_utils.bench --quick          # small sizes: a CPU in CI, in seconds
+    python -m lecture_utils.bench --quick          # small sizes and problems: seconds on a CPU
     python -m lecture_utils.bench readme           # put build/bench/report.json into README.md
 
 It writes build/bench/report.json and report.md: matmul FLOP/s and MFU for each number format over
@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -131,6 +132,14 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        # mkstemp makes the file private (0600): give it the old file's mode, or the umask's.
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -220,8 +229,9 @@ def matmul_point(fmt: MatmulFormat, n: int, device: torch.device,
 
 
 def sweep_matmuls(device: torch.device, sizes: tuple[int, ...], deadline: Deadline,
-                  seconds_per_point: float) -> list[dict[str, Any]]:
-    """FLOP/s of every format at every size; a point that would run too long is skipped."""
+                  seconds_per_point: float, reserve: float = 0.0) -> list[dict[str, Any]]:
+    """FLOP/s of every format at every size; a point that would run too long is skipped, and
+    `reserve` seconds are left for what comes after. A format that raises stops its sweep."""
     spec = current_gpu() if device.type == "cuda" else None
     results = []
     for fmt in FORMATS:
@@ -232,10 +242,18 @@ def sweep_matmuls(device: torch.device, sizes: tuple[int, ...], deadline: Deadli
             # About 20 calls per point (warm-up, and blocks of at least 1 ms): from the last
             # point's time, scaled by n^3, would this one fit?
             estimate = 0.0 if last is None else 20 * last["seconds_min"] * (n / last["n"]) ** 3
-            if estimate > min(seconds_per_point, deadline.left()):
+            if estimate > seconds_per_point:
                 entry["not_measured"].append({"n": n, "why": f"would take about {estimate:.0f} s"})
                 continue
-            last = matmul_point(fmt, n, device, spec)
+            if estimate > deadline.left() - reserve:
+                entry["not_measured"].append({"n": n, "why": "the time limit"})
+                continue
+            try:
+                last = matmul_point(fmt, n, device, spec)
+            except (RuntimeError, TypeError, NotImplementedError) as error:  # e.g. out of memory
+                _free(device)
+                entry["error"] = f"n={n}: {type(error).__name__}: {str(error).splitlines()[0]}"
+                break
             entry["points"].append(last)
         results.append(entry)
     return results
@@ -261,14 +279,15 @@ def fp32_really_is_fp32(device: torch.device, n: int = 1024) -> dict[str, Any]:
     return {"n": n, "relative_error": errors}
 
 
-def time_the_lecture_matmul(device: torch.device, deadline: Deadline) -> dict[str, Any]:
-    """The lecture's (B x D) @ (D x K) timed its way (5 cold calls) and ours (warm median)."""
-    B, D, K = LECTURE_SHAPE[_key(device)]
+def time_the_lecture_matmul(device: torch.device, deadline: Deadline,
+                            shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The lecture's (B x D) @ (D x K) timed its way (5 calls, no warm-up) and ours (warm)."""
+    B, D, K = shape
     flops = matmul_flops(B, D, K)
     spec = current_gpu() if device.type == "cuda" else None
     result: dict[str, Any] = {"shape": [B, D, K], "flops": flops, "runs": []}
     for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        if deadline.left() < 30:
+        if deadline.left() < 10:
             result["runs"].append({"label": label, "skipped": "time limit"})
             continue
         with float32_matmul_precision("highest"):
@@ -291,11 +310,11 @@ def time_the_lecture_matmul(device: torch.device, deadline: Deadline) -> dict[st
 # A training step and its memory
 
 
-def training_step(device: torch.device) -> dict[str, Any]:
+def training_step(device: torch.device, problem: tuple[int, int, int]) -> dict[str, Any]:
     """Notebook 08's Cruncher step in strict fp32 and under bf16 autocast: time and peak memory."""
     if format_skip_reason(FORMATS[2], device):
         return {"skipped": format_skip_reason(FORMATS[2], device)}
-    dim, num_layers, batch_size = TRAINING_PROBLEM[_key(device)]
+    dim, num_layers, batch_size = problem
     needs = compare_precisions_needs(dim, num_layers, batch_size, num_steps=3, repeats=5)
     if device.type == "cuda" and not lecture_scale_fits(needs, device)[0]:
         dim, num_layers, batch_size = TRAINING_PROBLEM["other"]  # a GPU too small or too slow
@@ -312,9 +331,9 @@ def training_step(device: torch.device) -> dict[str, Any]:
     }
 
 
-def memory_prediction(device: torch.device) -> dict[str, Any]:
+def memory_prediction(device: torch.device, problem: tuple[int, int, int]) -> dict[str, Any]:
     """Notebook 06's predicted peak of an AdaGrad step against the measured one."""
-    dim, num_layers, batch_size = MEMORY_PROBLEM[_key(device)]
+    dim, num_layers, batch_size = problem
     predicted = predict_peak_training_memory(dim, num_layers, batch_size, "adagrad")
     if device.type == "cuda":
         if not lecture_scale_fits(Needs(memory_bytes=predicted), device)[0]:
@@ -333,6 +352,19 @@ def memory_prediction(device: torch.device) -> dict[str, Any]:
 # Plausibility: what physics allows, checked
 
 
+def _matmul(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweep's formats, or [] if the sweep did not run or raised."""
+    matmul = report.get("matmul")
+    return matmul if isinstance(matmul, list) else []
+
+
+def _errors(report: dict[str, Any]) -> list[str]:
+    """What raised while measuring: whole parts, and single formats of the sweep."""
+    errors = [f"{name}: {part['error']}" for name, part in report.items()
+              if isinstance(part, dict) and "error" in part]
+    return errors + [f"matmul {f['label']} {f['error']}" for f in _matmul(report) if "error" in f]
+
+
 def plausibility_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Checks that fail loudly on a wrong peak, a missing synchronize or TF32 left on.
 
@@ -343,7 +375,9 @@ def plausibility_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     def add(name: str, passed: bool | None, detail: str) -> None:
         checks.append({"name": name, "passed": passed, "detail": detail})
 
-    points = [(f["label"], p) for f in report.get("matmul", []) for p in f["points"]]
+    errors = _errors(report)
+    add("every part ran without an error", not errors, "; ".join(errors) or "none raised")
+    points = [(f["label"], p) for f in _matmul(report) for p in f["points"]]
     bad = [f"{label} n={p['n']}" for label, p in points
            if not (math.isfinite(p["seconds"]) and p["seconds"] > 0)]
     add("every time is positive and finite", not bad if points else None,
@@ -363,10 +397,10 @@ def plausibility_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         "; ".join(above) if above else
         f"{len(with_peak)} points" if with_peak else "no datasheet roof for this device")
 
-    add(*_ordering_check(report.get("matmul", [])))
+    add(*_ordering_check(_matmul(report)))
 
     precision = report.get("fp32_precision_check")
-    if precision:
+    if precision and "relative_error" in precision:
         errors = precision["relative_error"]
         fp32_ok = errors["fp32"] < FP32_ERROR_LIMIT
         tf32_ok = "tf32" not in errors or errors["tf32"] > FP32_ERROR_LIMIT
@@ -412,7 +446,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
 
     def point(label: str, n: int) -> dict[str, Any] | None:
-        for f in report.get("matmul", []):
+        for f in _matmul(report):
             for p in f["points"]:
                 if f["label"] == label and p["n"] == n:
                     return p
@@ -475,18 +509,19 @@ def run_report(
 
     key = _key(device)
     sizes = QUICK_SIZES[key] if quick else (GPU_SIZES if key == "cuda" else CPU_SIZES)
+    problems = "other" if quick else key  # --quick: the small problems, on any device
     parts: list[tuple[str, Callable[[], Any], float]] = [
-        # (name, how, seconds it needs at least); the lecture's timing goes first, so that its
-        # first call is the process's first matmul, as in the lecture.
-        ("lecture_matmul", lambda: time_the_lecture_matmul(device, deadline), 30),
-        ("matmul", lambda: sweep_matmuls(device, sizes, deadline,
+        # (name, how, seconds it needs at least). The lecture's timing goes first: its fp32
+        # calls then also pay the process's first-matmul costs (cuBLAS's handle and workspace),
+        # which the lecture had paid before; its bf16 calls, second, are the comparable ones.
+        ("lecture_matmul",
+         lambda: time_the_lecture_matmul(device, deadline, LECTURE_SHAPE[problems]), 10),
+        ("matmul", lambda: sweep_matmuls(device, sizes, deadline, reserve=30,
                                          seconds_per_point=2 if quick else 10), 10),
         ("fp32_precision_check", lambda: fp32_really_is_fp32(device), 2),
-        ("training_step", lambda: training_step(device), 20),
-        ("memory_prediction", lambda: memory_prediction(device), 10),
+        ("memory_prediction", lambda: memory_prediction(device, MEMORY_PROBLEM[problems]), 5),
+        ("training_step", lambda: training_step(device, TRAINING_PROBLEM[problems]), 10),
     ]
-    if quick:
-        parts[0] = ("lecture_matmul", lambda: time_the_lecture_matmul(device, Deadline(None)), 0)
     for name, how, needs_seconds in parts:
         if deadline.left() < needs_seconds:
             report["not_measured"].append(f"{name}: the time limit was reached")
@@ -494,7 +529,12 @@ def run_report(
             continue
         log(f"measuring {name} ...")
         part_started = time.monotonic()
-        report[name] = how()
+        try:
+            report[name] = how()
+        except Exception as error:  # noqa: BLE001 (one part's failure must not lose the others)
+            _free(device)
+            report[name] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+            log(f"  FAILED: {report[name]['error']}")
         log(f"  done in {time.monotonic() - part_started:.1f} s")
         report["seconds"] = time.monotonic() - started
         save_report(report, out)  # a later kill still leaves what was measured
@@ -530,8 +570,7 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def _tflops(value: float | None) -> str:
-    return "-" if value is None else f"{value / 1e12:.4g}" if value >= 1e10 else \
-        f"{value / 1e12:.2g}"
+    return "-" if value is None else f"{value / 1e12:.4g}"
 
 
 def _fraction(value: float | None) -> str:
@@ -552,32 +591,32 @@ def render_markdown(report: dict[str, Any]) -> str:
              + (" (quick sizes)" if report.get("quick") else "") + ".", ""]
     lines += [f"**Warning:** {w}" for w in report.get("warnings", [])]
     lines += [f"Not measured: {w}." for w in report.get("not_measured", [])]
-    if report.get("matmul"):
+    lines += [f"**Failed:** {e}" for e in _errors(report)]
+    if _matmul(report):
         lines += ["", "## Matmul throughput (random normal data, n x n @ n x n)", "",
                   "| format | n | median ms | min-max ms | TFLOP/s | dense peak | MFU | roofline |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for f in report["matmul"]:
-            if f["skipped"]:
-                lines.append(f"| {f['label']} | - | - | - | - | - | - | {f['skipped']} |")
+        for f in _matmul(report):
             for p in f["points"]:
                 lines.append(
                     f"| {f['label']} | {p['n']} | {p['seconds'] * 1e3:.4g} | "
                     f"{p['seconds_min'] * 1e3:.4g}-{p['seconds_max'] * 1e3:.4g} | "
                     f"{_tflops(p['flops_per_second'])} | {_tflops(p['peak_flops_per_second'])} | "
                     f"{_fraction(p['mfu'])} | {_tflops(p['roof_flops_per_second'])} |")
-            for skipped in f["not_measured"]:
-                lines.append(f"| {f['label']} | {skipped['n']} | - | - | - | - | - | "
-                             f"not measured: {skipped['why']} |")
+        lines += [""] + [f"- {f['label']}, n = {skipped['n']}: not measured, {skipped['why']}"
+                         for f in _matmul(report) for skipped in f["not_measured"]]
+        lines += [f"- {f['label']}: not measured: {f['skipped']}" for f in _matmul(report)
+                  if f["skipped"]]
         lines += ["", "### Achievable peak (the best of the sweep) against the datasheet", "",
                   "| format | best TFLOP/s | at n | dense datasheet peak | fraction |",
                   "|---|---:|---:|---:|---:|"]
-        for f in report["matmul"]:
+        for f in _matmul(report):
             b = achievable_peak(f)
             if b is not None:
                 lines.append(f"| {f['label']} | {_tflops(b['flops_per_second'])} | {b['n']} | "
                              f"{_tflops(b['peak_flops_per_second'])} | {_fraction(b['mfu'])} |")
     lecture = report.get("lecture_matmul")
-    if lecture:
+    if lecture and "shape" in lecture:
         B, D, K = lecture["shape"]
         lines += ["", f"## The lecture's matmul, ({B} x {D}) @ ({D} x {K}), timed two ways", "",
                   "| dtype | first call ms | lecture's way: mean of 5 cold calls, ms | MFU | "
@@ -601,10 +640,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {r['precision']} | {r['step_seconds'] * 1e3:.4g} | "
                          f"{_tflops(r['flops_per_second'])} | {memory} | {r['final_loss']:.4f} |")
         lines.append(f"\nbf16 autocast is {step['speedup']:.2f}x as fast as strict fp32.")
-    elif step:
+    elif step and "skipped" in step:
         lines += ["", f"Training step not measured: {step['skipped']}."]
     memory = report.get("memory_prediction")
-    if memory:
+    if memory and "predicted_bytes" in memory:
         lines += ["", "## Peak memory of an AdaGrad step: predicted against measured", "",
                   f"Cruncher(D={memory['dim']}, {memory['num_layers']} layers), batch "
                   f"{memory['batch_size']}, fp32: predicted {memory['predicted_bytes']:,} bytes "
@@ -638,12 +677,15 @@ def render_readme_section(report: dict[str, Any]) -> str:
     if m.get("device") != "cuda":
         raise ValueError(f"this report was measured on {m.get('device')!r}, not a CUDA GPU; the "
                          "README's GPU section takes a report from `make gpu` on a GPU")
+    if "checks" not in report:
+        raise ValueError("this report is incomplete: it was stopped before its checks ran. Run "
+                         "`make gpu` (or python -m lecture_utils.bench) again to the end")
     lines = [f"Measured on **{m['gpu']}** ({m['gpu_memory_bytes'] / GIB:.1f} GiB), driver "
              f"{m.get('driver') or 'unknown'}, CUDA {m.get('cuda')}, torch {m['torch']}, "
              f"on {m['date']}, by `make gpu` (full report: `build/bench/report.md`).", "",
              "| matmul format | best TFLOP/s (at n) | dense datasheet peak | fraction of peak |",
              "|---|---:|---:|---:|"]
-    for f in report.get("matmul", []):
+    for f in _matmul(report):
         b = achievable_peak(f)
         if b is not None:
             lines.append(f"| {f['label']} | {_tflops(b['flops_per_second'])} ({b['n']}) | "
@@ -659,12 +701,15 @@ def render_readme_section(report: dict[str, Any]) -> str:
                          f"{r['first_call_seconds'] * 1e3:.0f} ms), {r['warm_mfu']:.2f} warmed up")
     notebooks = report.get("notebooks")
     if notebooks:
-        times = ", ".join(f"{name[:2]} {entry['seconds']:.0f} s"
+        times = ", ".join(f"{name[:2]} {entry['seconds']:.0f} s" if entry["result"] == "passed"
+                          else f"{name[:2]} {entry['result']}"
                           for name, entry in notebooks["notebooks"].items())
         lines.append(f"- notebooks (nbval, kernel start included): {times}")
-    failed = [c["name"] for c in report.get("checks", []) if c["passed"] is False]
-    lines.append("- plausibility checks: " + ("all passed" if not failed
-                                                else "FAILED: " + "; ".join(failed)))
+    failed = [c["name"] for c in report["checks"] if c["passed"] is False]
+    passed = [c["name"] for c in report["checks"] if c["passed"] is True]
+    lines.append("- plausibility checks: " + ("FAILED: " + "; ".join(failed) if failed else
+                                                f"all {len(passed)} that apply passed" if passed
+                                                else "none applied"))
     return "\n".join(lines)
 
 

@@ -38,6 +38,9 @@ def parse_device(name: str) -> torch.device:
         raise ValueError(f"{name!r} is not a device; use cpu, cuda, cuda:N or mps") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{name!r} asks for CUDA, but CUDA is not available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"{name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                           "numbered from 0")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"{name!r} asks for Apple MPS, but MPS is not available here")
     return device
@@ -133,16 +136,36 @@ def gpu_fp32_flops(device: torch.device | str) -> float:
     spec = current_gpu()
     if spec is not None and "fp32" in spec.dense_flops:
         return spec.peak_flops("fp32")
-    # Not on our datasheet list: measure (the second call, after cuBLAS is initialized).
-    a = torch.randn(4096, 4096, device=device)
-    for _ in range(2):
-        torch.cuda.synchronize(device)
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
-        a @ a
-        end.record()
-        end.synchronize()
+    # Not on our datasheet list: measure (the second call, after cuBLAS is initialized), in
+    # true fp32 (TF32 off), on that GPU.
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.cuda.device(device):
+            a = torch.randn(4096, 4096, device=device)
+            for _ in range(2):
+                torch.cuda.synchronize(device)
+                begin = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                begin.record()
+                a @ a
+                end.record()
+                end.synchronize()
+    finally:
+        torch.set_float32_matmul_precision(previous)
     return 2 * 4096**3 / (begin.elapsed_time(end) / 1e3)
+
+
+def warm_up_cublas(device: torch.device | str) -> None:
+    """Run a tiny matmul forward and backward on a CUDA device, so that cuBLAS's workspaces
+    exist before a memory measurement: one per thread, and autograd's backward pass runs on a
+    thread of its own (32 MiB each on a Hopper GPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return
+    w = torch.ones(64, 64, device=device, requires_grad=True)
+    (torch.ones(64, 64, device=device) @ w).sum().backward()
+    torch.cuda.synchronize(device)
 
 
 def lecture_scale_fits(needs: Needs, device: torch.device | str | None = None
@@ -157,12 +180,15 @@ def lecture_scale_fits(needs: Needs, device: torch.device | str | None = None
     if needs.memory_bytes > MEMORY_HEADROOM * free:
         return False, (f"it needs {needs}, and this GPU has {free / GIB:.1f} GiB free: the "
                        "small problem instead")
+    if not needs.fp32_flops:
+        return True, (f"it needs {needs}; this GPU has {free / GIB:.1f} GiB free: the lecture's "
+                      "sizes")
     seconds = needs.fp32_flops / (ASSUMED_MFU * gpu_fp32_flops(device))
     if seconds > LECTURE_SECONDS:
         return False, (f"it needs {needs}, about {seconds:.0f} s on this GPU (over "
                        f"{LECTURE_SECONDS:.0f} s): the small problem instead")
-    return True, (f"it needs {needs}; this GPU has {free / GIB:.1f} GiB free and takes about "
-                  f"{max(seconds, 1):.0f} s: the lecture's sizes")
+    return True, (f"it needs {needs}; this GPU has {free / GIB:.1f} GiB free and would take "
+                  f"about {max(seconds, 1):.0f} s: the lecture's sizes")
 
 
 def by_scale(small: T, lecture: T, device: torch.device | None = None, *,

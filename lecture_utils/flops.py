@@ -236,11 +236,12 @@ def time_each_call_cold(
 def time_cold_and_warm(
     fn: Callable[[], Any], *, device: torch.device | str | None = None, calls: int = 5
 ) -> dict[str, Any]:
-    """fn() timed the lecture's way (the mean of `calls` cold calls) and ours (a warm median).
+    """fn() timed the lecture's way (the mean of `calls` calls, no warm-up) and ours (a warm
+    median).
 
-    Returns {"cold": [seconds of each cold call], "first_call": s, "lecture_mean": s,
-    "warm_median": s}. Only the first time a shape and dtype run in a process are its calls
-    truly cold: in a re-run, the first call is already warm.
+    Returns {"cold": [seconds of each call made before any warm-up], "first_call": s,
+    "lecture_mean": s, "warm_median": s}. Only a first call pays one-off costs, and only the
+    first time its kernels run in the process: in a re-run, even the first call is warm.
     """
     cold = time_each_call_cold(fn, calls=calls, device=device)
     warm = benchmark(fn, device=device, warmup=2, repeats=5)
@@ -281,11 +282,11 @@ def scaled_matmul_fp8(
     *,
     use_fast_accum: bool = False,
 ) -> torch.Tensor:
-    """(a8 * scale_a) @ (b8 * scale_b) on fp8 tensor cores, accumulated in fp32, out in out_dtype.
+    """(a8 * scale_a) @ (b8 * scale_b) on fp8 tensor cores, out in out_dtype.
 
-    use_fast_accum=True keeps the partial sums in the tensor cores' own accumulator, whose precision
-    is below fp32 on Hopper (faster, less exact); False has cuBLAS move them into fp32 registers
-    at intervals along k.
+    On Hopper the tensor cores add fp8 products with fewer bits than fp32. With
+    use_fast_accum=False cuBLAS promotes their partial sums into full fp32 accumulators at
+    intervals along k; True skips that promotion: faster, less exact.
     """
     if a8.dtype != FP8 or b8.dtype != FP8:
         raise TypeError(f"operands must be {FP8} (quantize them first, e.g. with "

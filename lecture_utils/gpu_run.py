@@ -12,6 +12,7 @@ measured is kept. Without a CUDA GPU it says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "bench"
 DEFAULT_TIME_LIMIT = 480.0
 BENCH_RESERVE = 90.0  # seconds kept for the benchmark report after the tests
+UNIT_SHARE = 0.3  # of the time limit, at most, for the unit tests: the notebooks come first
+STOP_GRACE = 10.0  # seconds a stopped step may take to end (SIGTERM, then SIGKILL)
 NO_GPU = 2  # exit status: nothing to do on this machine
 # What the tests and notebooks import, by module name, beside torch (pip names differ for some).
 NEEDED_MODULES = {"pytest": "pytest", "nbval": "nbval", "ipykernel": "ipykernel",
@@ -36,12 +39,53 @@ NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with",
                str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout=600"]
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process started by `pid`, at any depth (from /proc; empty where there is none).
+
+    Jupyter starts each kernel in a session of its own, so killing a process group does not
+    reach it: the kernels are found by parentage instead.
+    """
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (name) state ppid ...": the name may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop `process`, its group and everything it started: SIGTERM, then SIGKILL what is left."""
+    everyone = _descendants(process.pid)
+
+    def send(sig: signal.Signals) -> None:
+        for pid in everyone:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+
+    send(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    time.sleep(1)  # the kernels' own shutdown, after their parent's
+    send(signal.SIGKILL)
+    process.wait()
+
+
 def run_with_limit(command: list[str], seconds: float,
                    env: dict[str, str] | None = None) -> tuple[int | None, float]:
     """Run `command` from the repository root; (exit status or None if stopped, seconds taken).
 
-    The command gets its own process group, so that stopping it also stops what it started
-    (the notebooks' kernels). `env` adds to the environment.
+    When the time is up, the command is stopped with everything it started (the notebooks'
+    kernels too). `env` adds to the environment.
     """
     started = time.monotonic()
     if seconds <= 0:
@@ -51,12 +95,7 @@ def run_with_limit(command: list[str], seconds: float,
     try:
         status = process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
         return None, time.monotonic() - started
     return status, time.monotonic() - started
 
@@ -82,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.time_limit > 0:
         parser.error(f"--time-limit must be a number of seconds > 0, got {args.time_limit}")
+    deadline = time.monotonic() + args.time_limit  # from the start: importing torch counts
 
     try:
         import torch  # after argument parsing: --help works without it
@@ -96,13 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     missing = missing_modules()
     if missing:
         print(f"make gpu: this Python ({sys.executable}) lacks {', '.join(missing)}; install "
-              f"them (`python3 -m pip install {' '.join(missing)}`, offline: see "
-              "../shared/gpu/README.md or the README's GPU section) and run it again.")
+              f"them (`python3 -m pip install {' '.join(missing)}`; without network, from wheels "
+              "downloaded elsewhere: `pip install --no-index --find-links DIR ...`) and run it "
+              "again.")
         return 1
 
-    deadline = time.monotonic() + args.time_limit
     OUT.mkdir(parents=True, exist_ok=True)
     python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # The notebooks' kernels import lecture_utils from the repository, as `make` arranges.
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     print(f"make gpu: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"time limit {args.time_limit:.0f} s", flush=True)
 
@@ -111,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== unit tests", flush=True)
     unit_status, unit_seconds = run_with_limit(
         [*python, "--ignore=tests/browser", "tests"],
-        deadline - time.monotonic() - BENCH_RESERVE, env={SCALE_ENV: "small"})
+        min(UNIT_SHARE * args.time_limit, deadline - time.monotonic() - BENCH_RESERVE),
+        env={**env, SCALE_ENV: "small"})
     print(f"unit tests: {_result(unit_status)} in {unit_seconds:.0f} s", flush=True)
 
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -122,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             times[notebook.stem] = {"seconds": 0.0, "result": "not run: time limit"}
             continue
         print(f"\n== {notebook.name}", flush=True)
-        status, seconds = run_with_limit([*python, *NBVAL_FLAGS, str(notebook)], left)
+        status, seconds = run_with_limit([*python, *NBVAL_FLAGS, str(notebook)], left, env)
         times[notebook.stem] = {"seconds": seconds, "result": _result(status)}
         print(f"{notebook.name}: {_result(status)} in {seconds:.1f} s", flush=True)
     all_passed = all(entry["result"] == "passed" for entry in times.values())
@@ -133,15 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     times_path.write_text(json.dumps(summary, indent=1) + "\n")
 
     print("\n== benchmark report", flush=True)
-    bench_status, _ = run_with_limit(
-        [sys.executable, "-m", "lecture_utils.bench", "--out", str(OUT), "--notebook-times",
-         str(times_path), "--time-limit", f"{max(deadline - time.monotonic() - 30, 1):.0f}"],
-        deadline - time.monotonic())  # the report stops itself between parts; this backstops it
+    left = deadline - time.monotonic()
+    bench_status = None
+    if left > 30:  # the report stops itself between parts; the limit here backstops it
+        bench_status, _ = run_with_limit(
+            [sys.executable, "-m", "lecture_utils.bench", "--out", str(OUT), "--notebook-times",
+             str(times_path), "--time-limit", f"{left - 30:.0f}"], left - STOP_GRACE, env)
 
     print(f"\nmake gpu: unit tests {_result(unit_status)}; notebooks "
           f"{'all passed' if all_passed else 'NOT all passed'}; benchmark report "
-          f"{_result(bench_status)} (build/bench/report.md). Put its figures into the README "
-          "with `make readme-gpu`.")
+          f"{_result(bench_status) if left > 30 else 'not run: time limit'} "
+          "(build/bench/report.md). Put its figures into the README with "
+          "`make readme-gpu CURRENT_ENV=1`.")
     return 0 if unit_status == 0 and all_passed and bench_status == 0 else 1
 
 

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float
 from torch.utils.checkpoint import checkpoint
 
-from lecture_utils.device import Needs, get_device
+from lecture_utils.device import Needs, get_device, warm_up_cublas
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.flops import FP8, benchmark, count_flops, scaled_matmul_fp8
 from lecture_utils.hardware import GB, current_gpu, lookup_gpu, peak_flops
@@ -212,7 +212,7 @@ class PrecisionRun:
     precision: str
     step_seconds: float
     step_flops: int
-    peak_memory_bytes: int | None  # above what was allocated before; None off CUDA (no allocator)
+    peak_memory_bytes: int | None  # the run's, batch included; None off CUDA (no allocator)
     losses: list[float]
 
     @property
@@ -230,15 +230,13 @@ def _train_with_precision(
     lr: float,
     seed: int,
     repeats: int,
+    baseline: int,
 ) -> PrecisionRun:
     device = x.device
     autocast_dtype = _AUTOCAST_DTYPES.get(precision)
-    baseline = 0
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-        # What other cells left on the GPU is not this run's: measure above it.
-        baseline = torch.cuda.memory_allocated(device)
     torch.manual_seed(seed)  # the same initial weights for every precision
     model = Cruncher(x.shape[1], num_layers).to(device)
     optimizer = SGD(model.parameters(), lr=lr)
@@ -285,6 +283,11 @@ def compare_precisions(
             raise ValueError(f"unknown precision {precision!r}; use some of {PRECISIONS}")
         if precision == "tf32" and device.type != "cuda":
             raise ValueError("tf32 is a tensor-core format: it needs a CUDA GPU (Ampere or newer)")
+    baseline = 0
+    if device.type == "cuda":
+        # What other cells left on the GPU, and cuBLAS's workspaces, are not the runs' memory.
+        warm_up_cublas(device)
+        baseline = torch.cuda.memory_allocated(device)
     generator = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(batch_size, dim, generator=generator).to(device)
     y = torch.randn(batch_size, generator=generator).to(device)
@@ -295,7 +298,7 @@ def compare_precisions(
             # "highest" keeps fp32 matmuls in fp32; "high" lets them use TF32 tensor cores.
             torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
             runs.append(_train_with_precision(precision, x, y, num_layers, num_steps, lr, seed,
-                                              repeats))
+                                              repeats, baseline))
     finally:
         torch.set_float32_matmul_precision(previous)
     return runs

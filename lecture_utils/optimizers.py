@@ -26,6 +26,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from lecture_utils.device import warm_up_cublas
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.napkin import OPTIMIZER_STATES, PRECISIONS, bytes_per_parameter
@@ -546,9 +547,7 @@ def measure_peak_training_memory(
     device = torch.device(device)
     on_cuda = device.type == "cuda"
     if on_cuda:
-        # cuBLAS allocates its workspace on the first matmul: do that before the baseline.
-        torch.ones(64, 64, device=device) @ torch.ones(64, 64, device=device)
-        torch.cuda.synchronize(device)
+        warm_up_cublas(device)  # its workspaces are not the step's memory
         baseline = torch.cuda.memory_allocated(device)
     torch.manual_seed(0)
     model = step_optimizer = x = y = None

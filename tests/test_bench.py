@@ -27,9 +27,10 @@ def quick_run(tmp_path_factory):
     """`python -m lecture_utils.bench --quick` as a user runs it: (exit status, seconds, report)."""
     out = tmp_path_factory.mktemp("bench")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "lecture_utils.bench", "--quick", "--out",
-                           str(out), "--time-limit", "25"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    # On the CPU wherever the tests run: the GPU's own report is `make gpu`'s last step.
+    done = subprocess.run([sys.executable, "-m", "lecture_utils.bench", "--quick", "--device",
+                           "cpu", "--out", str(out), "--time-limit", "90"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
     return done, time.monotonic() - started, out
 
 
@@ -42,8 +43,11 @@ def test_quick_report_is_valid_and_plausible(quick_run):
     assert not [c for c in report["checks"] if c["passed"] is False]
     fp32 = next(f for f in report["matmul"] if f["label"] == "fp32")
     assert fp32["points"] and all(p["flops_per_second"] > 0 for p in fp32["points"])
-    # The bar: a valid report in under 30 s on this CPU (with a 25 s limit on measuring).
-    assert report["seconds"] < 30 and seconds < 60
+    # The bar, a valid report in under 30 s on a 2-core CPU, holds on a machine that is not
+    # oversubscribed; a busy one gets the 90 s limit.
+    if os.getloadavg()[0] <= (os.cpu_count() or 1):
+        assert report["seconds"] < 30, report["seconds"]
+    assert report["seconds"] < 90 and seconds < 150
     assert not list(out.glob(".*.tmp")), "a temporary file was left behind"
 
 
@@ -58,14 +62,14 @@ def test_quick_report_explains_every_skipped_format(quick_run):
 
 def test_quick_report_checks_the_memory_prediction(quick_run):
     report = bench.load_report(quick_run[2] / "report.json")
+    if "memory_prediction" not in report:
+        pytest.skip(f"this machine was too busy to measure it: {report['not_measured']}")
     memory = report["memory_prediction"]
     check = next(c for c in report["checks"] if c["name"].startswith("predicted peak"))
     assert check["passed"] is True
-    if report["machine"]["device"] == "cuda":  # the allocator rounds and keeps a workspace
-        assert abs(memory["ratio"] - 1) <= 0.05
-    else:  # exact up to the loss and backward's seed gradient
-        assert 0 <= memory["measured_bytes"] - memory["predicted_bytes"] <= 4 * (
-            memory["batch_size"] + 1)
+    # Exact up to the loss and backward's seed gradient.
+    assert 0 <= memory["measured_bytes"] - memory["predicted_bytes"] <= 4 * (
+        memory["batch_size"] + 1)
 
 
 # ------------------------------------------------------------------ plausibility, on made-up data
@@ -105,7 +109,7 @@ def _check(report, start):
 
 def test_plausible_gpu_report_passes_every_check():
     checks = bench.plausibility_checks(_gpu_report(**GOOD_RATES))
-    assert [c["passed"] for c in checks] == [True, True, True, True]
+    assert [c["passed"] for c in checks] == [True] * 5
 
 
 def test_an_mfu_above_one_fails_and_names_the_point():
@@ -273,11 +277,11 @@ def test_run_report_warns_about_the_tf32_override(monkeypatch, tmp_path):
 
 def test_run_report_stops_at_its_time_limit_and_keeps_what_it_measured(monkeypatch, tmp_path):
     _stub_parts(monkeypatch, seconds=0.05)
-    report = bench.run_report(device="cpu", out=tmp_path, time_limit=15, log=lambda _: None)
-    # The lecture's timing needs 30 s and the training step 20 s: both skipped, said so.
-    assert "lecture_matmul" not in report and "training_step" not in report
+    report = bench.run_report(device="cpu", out=tmp_path, time_limit=8, log=lambda _: None)
+    # The lecture's timing, the sweep and the training step need 10 s each: skipped, said so.
+    assert not {"lecture_matmul", "matmul", "training_step"} & set(report)
     assert any(s.startswith("lecture_matmul") for s in report["not_measured"])
-    assert report["fp32_precision_check"]["n"] == 8
+    assert report["fp32_precision_check"]["n"] == 8 and "memory_prediction" in report
     saved = bench.load_report(tmp_path / "report.json")
     assert saved["not_measured"] == report["not_measured"]
 
@@ -370,17 +374,18 @@ def test_gpu_run_rejects_a_bad_time_limit(capsys):
     assert "--time-limit must be" in capsys.readouterr().err
 
 
-def test_run_with_limit_stops_the_whole_process_group(tmp_path):
+def test_run_with_limit_stops_what_the_command_started(tmp_path):
+    # The grandchild starts a session of its own, as Jupyter starts a notebook's kernel.
     marker = tmp_path / "child.pid"
     script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
-              f"'import time; time.sleep(60)']); open({str(marker)!r}, 'w').write(str(p.pid)); "
-              "time.sleep(60)")
+              f"'import time; time.sleep(60)'], start_new_session=True); "
+              f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")
     started = time.monotonic()
-    status, seconds = gpu_run.run_with_limit([sys.executable, "-c", script], 3)
-    assert status is None and seconds < 20 and time.monotonic() - started < 20
+    status, seconds = gpu_run.run_with_limit([sys.executable, "-c", script], 10)
+    assert status is None and seconds < 30 and time.monotonic() - started < 30
     child = int(marker.read_text())
     time.sleep(0.2)
-    assert not _running(child), "the grandchild was not stopped with its group"
+    assert not _running(child), "the grandchild (in its own session) was not stopped"
 
 
 def _running(pid: int) -> bool:
@@ -423,3 +428,70 @@ def test_the_fp32_error_limit_separates_fp32_from_tf32():
     assert fp32 * 10 < bench.FP32_ERROR_LIMIT < tf32 / 10
     assert bench.fp32_really_is_fp32(torch.device("cpu"))["relative_error"]["fp32"] == \
         pytest.approx(fp32, rel=0.5)
+
+
+def test_a_part_that_raises_is_recorded_and_the_others_still_run(monkeypatch, tmp_path):
+    _stub_parts(monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+
+    monkeypatch.setattr(bench, "fp32_really_is_fp32", broken)
+    report = bench.run_report(device="cpu", out=tmp_path, log=lambda _: None)
+    assert report["fp32_precision_check"] == {
+        "error": "RuntimeError: CUDA error: an illegal memory access was encountered"}
+    assert report["memory_prediction"]["ratio"] == 1.04  # the parts after it ran
+    check = _check(report, "every part ran")
+    assert check["passed"] is False and "fp32_precision_check" in check["detail"]
+    assert "**Failed:** fp32_precision_check" in (tmp_path / "report.md").read_text()
+
+
+def test_a_format_that_raises_stops_its_sweep_only(monkeypatch):
+    real = bench.matmul_point
+
+    def fails_at_128(fmt, n, device, spec):
+        if fmt.label == "bf16" and n == 128:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(fmt, n, device, spec)
+
+    monkeypatch.setattr(bench, "matmul_point", fails_at_128)
+    sweep = bench.sweep_matmuls(torch.device("cpu"), (64, 128, 256), bench.Deadline(None), 60)
+    by_label = {f["label"]: f for f in sweep}
+    assert [p["n"] for p in by_label["bf16"]["points"]] == [64]
+    assert by_label["bf16"]["error"].startswith("n=128: RuntimeError: CUDA out of memory")
+    assert [p["n"] for p in by_label["fp32"]["points"]] == [64, 128, 256]
+    assert "matmul bf16 n=128" in bench._errors({"matmul": sweep})[0]
+
+
+def test_sweep_says_when_the_time_limit_not_the_size_skipped_a_point():
+    sweep = bench.sweep_matmuls(torch.device("cpu"), (64, 128), bench.Deadline(60), 60,
+                                reserve=60)
+    fp32 = next(f for f in sweep if f["label"] == "fp32")
+    assert fp32["points"] == []  # all 60 s left are reserved for what comes after
+    assert fp32["not_measured"] == [{"n": 64, "why": "the time limit"},
+                                    {"n": 128, "why": "the time limit"}]
+
+
+def test_readme_refuses_an_incomplete_report_and_says_when_no_check_applied(tmp_path):
+    report = _gpu_report(**GOOD_RATES)
+    with pytest.raises(ValueError, match="incomplete"):
+        bench.render_readme_section(report)
+    report["checks"] = [{"name": "x", "passed": None, "detail": ""}]
+    assert "plausibility checks: none applied" in bench.render_readme_section(report)
+    report["notebooks"] = {"notebooks": {"04_gradients": {"seconds": 0.0,
+                                                          "result": "not run: time limit"}},
+                           "all_passed": False, "total_seconds": None}
+    assert "04 not run: time limit" in bench.render_readme_section(report)
+
+
+def test_write_atomically_keeps_the_files_mode(tmp_path):
+    target = tmp_path / "README.md"
+    target.write_text("old")
+    target.chmod(0o644)
+    bench.write_atomically(target, "new")
+    assert target.read_text() == "new" and target.stat().st_mode & 0o777 == 0o644
+    fresh = tmp_path / "new.json"
+    bench.write_atomically(fresh, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
