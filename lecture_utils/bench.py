@@ -283,6 +283,9 @@ def time_the_lecture_matmul(device: torch.device, deadline: Deadline,
                             shape: tuple[int, int, int]) -> dict[str, Any]:
     """The lecture's (B x D) @ (D x K) timed its way (5 calls, no warm-up) and ours (warm)."""
     B, D, K = shape
+    needs = Needs(memory_bytes=4 * (B * D + D * K + B * K), fp32_flops=12 * matmul_flops(B, D, K))
+    if device.type == "cuda" and not lecture_scale_fits(needs, device)[0]:
+        B, D, K = LECTURE_SHAPE["other"]  # a GPU too small or too slow for the lecture's sizes
     flops = matmul_flops(B, D, K)
     spec = current_gpu() if device.type == "cuda" else None
     result: dict[str, Any] = {"shape": [B, D, K], "flops": flops, "runs": []}
@@ -581,6 +584,18 @@ def _mark(passed: bool | None) -> str:
     return {True: "pass", False: "FAIL", None: "n/a"}[passed]
 
 
+def achievable_peak_table(report: dict[str, Any]) -> list[str]:
+    """A Markdown table: each format's best FLOP/s of the sweep next to its dense peak."""
+    lines = ["| matmul format | best TFLOP/s (at n) | dense datasheet peak | fraction of peak |",
+             "|---|---:|---:|---:|"]
+    for f in _matmul(report):
+        b = achievable_peak(f)
+        if b is not None:
+            lines.append(f"| {f['label']} | {_tflops(b['flops_per_second'])} ({b['n']}) | "
+                         f"{_tflops(b['peak_flops_per_second'])} | {_fraction(b['mfu'])} |")
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown tables."""
     m = report["machine"]
@@ -608,13 +623,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"- {f['label']}: not measured: {f['skipped']}" for f in _matmul(report)
                   if f["skipped"]]
         lines += ["", "### Achievable peak (the best of the sweep) against the datasheet", "",
-                  "| format | best TFLOP/s | at n | dense datasheet peak | fraction |",
-                  "|---|---:|---:|---:|---:|"]
-        for f in _matmul(report):
-            b = achievable_peak(f)
-            if b is not None:
-                lines.append(f"| {f['label']} | {_tflops(b['flops_per_second'])} | {b['n']} | "
-                             f"{_tflops(b['peak_flops_per_second'])} | {_fraction(b['mfu'])} |")
+                  *achievable_peak_table(report)]
     lecture = report.get("lecture_matmul")
     if lecture and "shape" in lecture:
         B, D, K = lecture["shape"]
@@ -683,14 +692,7 @@ def render_readme_section(report: dict[str, Any]) -> str:
     lines = [f"Measured on **{m['gpu']}** ({m['gpu_memory_bytes'] / GIB:.1f} GiB), driver "
              f"{m.get('driver') or 'unknown'}, CUDA {m.get('cuda')}, torch {m['torch']}, "
              f"on {m['date']}, by `make gpu` (full report: `build/bench/report.md`).", "",
-             "| matmul format | best TFLOP/s (at n) | dense datasheet peak | fraction of peak |",
-             "|---|---:|---:|---:|"]
-    for f in _matmul(report):
-        b = achievable_peak(f)
-        if b is not None:
-            lines.append(f"| {f['label']} | {_tflops(b['flops_per_second'])} ({b['n']}) | "
-                         f"{_tflops(b['peak_flops_per_second'])} | {_fraction(b['mfu'])} |")
-    lines.append("")
+             *achievable_peak_table(report), ""]
     for t in report.get("targets", []):
         lines.append(f"- {t['name']}: {t['measured']} ({'met' if t['met'] else 'not met'})")
     lecture = report.get("lecture_matmul", {})
