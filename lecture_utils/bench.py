@@ -35,7 +35,6 @@ from typing import Any
 import torch
 
 from lecture_utils.device import (
-    GIB,
     Needs,
     describe_device,
     get_device,
@@ -46,6 +45,9 @@ from lecture_utils.device import (
 )
 from lecture_utils.flops import (
     FP8,
+    LECTURE_B,
+    LECTURE_D,
+    LECTURE_K,
     float32_matmul_precision,
     fp8_matmul_supported,
     make_matmul,
@@ -54,7 +56,7 @@ from lecture_utils.flops import (
     roofline,
     time_cold_and_warm,
 )
-from lecture_utils.hardware import GPUSpec, current_gpu
+from lecture_utils.hardware import GIB, GPUSpec, current_gpu
 from lecture_utils.mixed_precision import compare_precisions, compare_precisions_needs
 from lecture_utils.optimizers import measure_peak_training_memory, predict_peak_training_memory
 
@@ -82,8 +84,7 @@ class MatmulFormat:
         """(bytes per input element, bytes per output element): fp8 writes bf16."""
         if self.dtype == FP8:
             return 1, 2
-        size = torch.empty((), dtype=self.dtype).element_size()
-        return size, size
+        return self.dtype.itemsize, self.dtype.itemsize
 
 
 FORMATS = (
@@ -98,7 +99,7 @@ GPU_SIZES = tuple(2**i for i in range(6, 15))  # 64 .. 16384
 CPU_SIZES = (64, 128, 256, 512, 1024)
 QUICK_SIZES = {"cuda": (256, 1024, 4096), "other": (64, 128, 256)}
 # The lecture's matmul, (B x D) @ (D x K), and the sizes its code used without a GPU.
-LECTURE_SHAPE = {"cuda": (16384, 32768, 8192), "other": (1024, 256, 64)}
+LECTURE_SHAPE = {"cuda": (LECTURE_B, LECTURE_D, LECTURE_K), "other": (1024, 256, 64)}
 # Notebook 06's and notebook 08's lecture-scale problems (the CPU runs their small ones).
 MEMORY_PROBLEM = {"cuda": (8192, 8, 16384), "other": (256, 4, 1024)}
 TRAINING_PROBLEM = {"cuda": (8192, 4, 8192), "other": (256, 4, 256)}

@@ -18,10 +18,11 @@ from typing import TypeVar
 
 import torch
 
+from lecture_utils.hardware import GIB, current_gpu
+
 DEVICE_ENV = "LECTURE_DEVICE"  # force a device: "cpu", "cuda", "cuda:1", "mps"
 SCALE_ENV = "LECTURE_SCALE"  # force problem sizes: "small" or "lecture"
 SCALES = ("small", "lecture")
-GIB = 2**30
 
 LECTURE_SECONDS = 60.0  # the longest one lecture-scale cell may take on the GPU at hand
 ASSUMED_MFU = 0.5  # for that estimate: a large fp32 matmul reaches more, a training step less
@@ -56,7 +57,7 @@ def supports_dtype(device: torch.device | str, dtype: torch.dtype) -> bool:
     try:
         ones = torch.ones(2, 2, dtype=dtype, device=device)
         (ones @ ones).sum().item()
-    except (RuntimeError, TypeError, NotImplementedError):  # e.g. "MPS BFloat16 is only supported on MacOS 14"
+    except (RuntimeError, TypeError, NotImplementedError):  # "MPS BFloat16 ... MacOS 14 ..."
         return False
     return True
 
@@ -129,31 +130,17 @@ def free_gpu_bytes(device: torch.device | str) -> int:
 
 @functools.cache
 def gpu_fp32_flops(device: torch.device | str) -> float:
-    """This GPU's dense fp32 peak in FLOP/s: the datasheet's, or one 4096^3 matmul's rate."""
-    from lecture_utils.hardware import current_gpu  # hardware imports nothing of ours
-
-    device = torch.device(device)
+    """This GPU's dense fp32 peak in FLOP/s: the datasheet's, or a 4096^3 matmul's measured rate."""
     spec = current_gpu()
     if spec is not None and "fp32" in spec.dense_flops:
         return spec.peak_flops("fp32")
-    # Not on our datasheet list: measure (the second call, after cuBLAS is initialized), in
-    # true fp32 (TF32 off), on that GPU.
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        with torch.cuda.device(device):
-            a = torch.randn(4096, 4096, device=device)
-            for _ in range(2):
-                torch.cuda.synchronize(device)
-                begin = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                begin.record()
-                a @ a
-                end.record()
-                end.synchronize()
-    finally:
-        torch.set_float32_matmul_precision(previous)
-    return 2 * 4096**3 / (begin.elapsed_time(end) / 1e3)
+    # Not on our datasheet list: measure it, in true fp32 (TF32 off). flops imports this module.
+    from lecture_utils.flops import benchmark, float32_matmul_precision, make_matmul
+
+    with float32_matmul_precision("highest"):
+        seconds = benchmark(make_matmul(4096, torch.float32, device), device=device, warmup=1,
+                            repeats=3)
+    return 2 * 4096**3 / seconds
 
 
 def warm_up_cublas(device: torch.device | str) -> None:

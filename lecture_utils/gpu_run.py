@@ -2,7 +2,7 @@
 
     python -m lecture_utils.gpu_run [--time-limit SECONDS]
 
-1. the unit tests; 2. every notebook under nbval, one at a time and timed (kernel start
+1. the unit tests, at the small sizes; 2. every notebook under nbval, one at a time and timed (kernel start
 included), at the sizes this GPU allows, against the same stored outputs as on a CPU; 3. the
 benchmark report (`lecture_utils.bench`) with those times, into build/bench/. Everything runs
 under one time limit (default 8 minutes): a step that would overrun is stopped, and what was
@@ -29,12 +29,9 @@ BENCH_RESERVE = 90.0  # seconds kept for the benchmark report after the tests
 UNIT_SHARE = 0.3  # of the time limit, at most, for the unit tests: the notebooks come first
 STOP_GRACE = 10.0  # seconds a stopped step may take to end (SIGTERM, then SIGKILL)
 NO_GPU = 2  # exit status: nothing to do on this machine
-# What the tests and notebooks import, by module name, beside torch (pip names differ for some).
-NEEDED_MODULES = {"pytest": "pytest", "nbval": "nbval", "ipykernel": "ipykernel",
-                  "nbclient": "nbclient", "nbformat": "nbformat", "nbconvert": "nbconvert",
-                  "einops": "einops",
-                  "jaxtyping": "jaxtyping", "beartype": "beartype", "matplotlib": "matplotlib",
-                  "numpy": "numpy"}
+# What the tests and notebooks import beside torch (each module has its package's name).
+NEEDED_MODULES = ("pytest", "nbval", "ipykernel", "nbclient", "nbformat", "nbconvert", "einops",
+                  "jaxtyping", "beartype", "matplotlib", "numpy")
 NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with",
                str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout=600"]
 
@@ -102,8 +99,7 @@ def run_with_limit(command: list[str], seconds: float,
 
 def missing_modules() -> list[str]:
     """The pip names of the packages the GPU run needs that this Python cannot import."""
-    return [pip for module, pip in NEEDED_MODULES.items()
-            if importlib.util.find_spec(module) is None]
+    return [module for module in NEEDED_MODULES if importlib.util.find_spec(module) is None]
 
 
 def no_gpu_message(torch_version: str) -> str:

@@ -125,3 +125,10 @@ def test_get_device_skips_an_mps_without_bf16(monkeypatch):
     assert dev.get_device(dtypes=(torch.float16,)) == torch.device("mps")
     with pytest.warns(UserWarning, match="cannot compute in bfloat16.*macOS 14"):
         assert dev.get_device(dtypes=(torch.bfloat16,)) == torch.device("cpu")
+
+
+def test_gpu_fp32_flops_takes_the_datasheet_figure(monkeypatch):
+    from lecture_utils.hardware import lookup_gpu
+
+    monkeypatch.setattr(dev, "current_gpu", lambda: lookup_gpu("T4"))
+    assert dev.gpu_fp32_flops.__wrapped__("cuda") == 8.1e12
