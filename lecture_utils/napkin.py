@@ -4,6 +4,7 @@ Also a command line for the same two questions:
 
     python -m lecture_utils.napkin train-time --params 70e9 --tokens 15e12 --gpus 1024
     python -m lecture_utils.napkin max-params --gpus 8 --gpu "H100 SXM"
+    python -m lecture_utils.napkin transformer --preset llama3-8b --seq-len 8192 --gpu H200
 """
 
 from __future__ import annotations
@@ -136,6 +137,16 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
                      help="fp32; mixed (fp32 master + bf16 copy); mixed_bf16_grads")
     fit.add_argument("--bytes-per-param", type=float, help="override the bytes per parameter")
+
+    from lecture_utils.transformer import PRESETS  # imported here: it imports this module
+
+    model = sub.add_parser("transformer", help="a Transformer's parameters, FLOPs and memory")
+    model.add_argument("--preset", required=True, choices=sorted(PRESETS), help="a real model")
+    model.add_argument("--seq-len", type=int, help="tokens per sequence (default: its context)")
+    model.add_argument("--batch", type=int, default=1, help="sequences per step (default 1)")
+    model.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"),
+                       help="dtype of activations, KV cache and inference weights (bf16)")
+    model.add_argument("--gpu", help=f"also: how many tokens of KV cache fit on it: {gpus}")
     return parser
 
 
@@ -153,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"training FLOPs = 6 x {args.params:.3g} x {args.tokens:.3g} = {flops:.3g}")
             print(f"{args.gpus} x {lookup_gpu(args.gpu).name} at {args.mfu:.0%} of "
                   f"{peak / 1e12:.1f} TFLOP/s (dense {args.dtype}) -> {days:.1f} days")
+        elif args.command == "transformer":
+            from lecture_utils.transformer import describe, preset
+
+            cfg = preset(args.preset)
+            seq_len = cfg.context_length if args.seq_len is None else args.seq_len
+            print(describe(cfg, args.batch, seq_len,
+                           dtype=args.dtype, gpu=args.gpu))
         else:
             memory = args.memory_gb * GB if args.memory_gb else lookup_gpu(args.gpu).memory_bytes
             per_param = args.bytes_per_param or bytes_per_parameter(
