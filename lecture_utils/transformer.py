@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lecture_utils.exercises import Exercises, Feedback, check_number
+from lecture_utils.flops import measure_times
 from lecture_utils.hardware import (
     GB,
     GPUSpec,
@@ -86,7 +90,8 @@ class TransformerConfig:
                 "key/value head serves an equal group of query heads"
             )
         if self.positions == "rope" and self.head_dim % 2:
-            raise ValueError(f"rotary positions rotate pairs: head_dim={self.head_dim} must be even")
+            raise ValueError(
+                f"rotary positions rotate pairs: head_dim={self.head_dim} must be even")
         if not (isinstance(self.rope_theta, (int, float)) and self.rope_theta > 1):
             raise ValueError(f"rope_theta must be a number > 1, got {self.rope_theta!r}")
 
@@ -106,7 +111,7 @@ class TransformerConfig:
 
 
 def _divisor_near(d_model: int) -> int:
-    """A head count that divides d_model, for the error message: 64-dimensional heads if possible."""
+    """A head count that divides d_model, for an error message: 64-dimensional heads if it can."""
     return d_model // 64 if d_model % 64 == 0 else 1
 
 
@@ -188,10 +193,13 @@ def make_norm(cfg: TransformerConfig) -> nn.Module:
 def rope_tables(head_dim: int, context_length: int, theta: float,
                 device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
     """cos and sin of every position's rotation angles, each (context_length, head_dim)."""
-    inv_freq = theta ** (-torch.arange(0, head_dim, 2, device=device).float() / head_dim)
-    angles = torch.outer(torch.arange(context_length, device=device).float(), inv_freq)
+    # Computed on the CPU in float64, then moved: the same tables on every device.
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, device="cpu", dtype=torch.float64)
+                         / head_dim)
+    angles = torch.outer(torch.arange(context_length, device="cpu", dtype=torch.float64),
+                         inv_freq)
     angles = torch.cat([angles, angles], dim=-1)  # the two halves of a head share angles
-    return angles.cos(), angles.sin()
+    return angles.cos().float().to(device), angles.sin().float().to(device)
 
 
 def apply_rope(x: Float[Tensor, "b t h d"], cos: Float[Tensor, "t d"],
@@ -298,6 +306,14 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+def _embedding(num: int, dim: int) -> nn.Embedding:
+    """An embedding table drawn from N(0, 0.02^2), as GPT-2 and Llama do (nn.Embedding: N(0, 1))."""
+    weight = torch.empty(num, dim)
+    if not weight.is_meta:  # on the meta device there are no values to draw (and it is slow)
+        nn.init.normal_(weight, std=0.02)
+    return nn.Embedding(num, dim, _weight=weight)
+
+
 class Transformer(nn.Module):
     """A decoder-only language model: token ids (b, t) -> next-token logits (b, t, vocab)."""
 
@@ -309,9 +325,9 @@ class Transformer(nn.Module):
         # of the written-out matmuls. Same result; backward keeps far less (activation_bytes).
         # Activation checkpointing: keep only each block's input, recompute the rest in backward.
         self.checkpoint_blocks, self.fused_attention = checkpoint_blocks, fused_attention
-        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.token_embedding = _embedding(cfg.vocab_size, cfg.d_model)
         if cfg.positions == "learned":
-            self.position_embedding = nn.Embedding(cfg.context_length, cfg.d_model)
+            self.position_embedding = _embedding(cfg.context_length, cfg.d_model)
         else:  # rotary: no parameters, a table of angles (a buffer, not saved in checkpoints)
             cos, sin = rope_tables(cfg.head_dim, cfg.context_length, cfg.rope_theta,
                                    self.token_embedding.weight.device)
@@ -556,8 +572,9 @@ def activation_bytes(cfg: TransformerConfig, batch: int, seq_len: int,
 
 def training_memory(cfg: TransformerConfig, batch: int, seq_len: int, *,
                     optimizer: str = "adamw", precision: str = "mixed",
-                    activation_dtype: torch.dtype = torch.bfloat16,
-                    checkpoint_blocks: bool = False) -> dict[str, int]:
+                    activation_dtype: torch.dtype | str = torch.bfloat16,
+                    checkpoint_blocks: bool = False,
+                    fused_attention: bool = False) -> dict[str, int]:
     """Bytes of a training step on one device: weights, gradients, optimizer state, activations.
 
     The first three come from notebook 00's bytes per parameter (`precision` is one of its
@@ -570,7 +587,8 @@ def training_memory(cfg: TransformerConfig, batch: int, seq_len: int, *,
         "gradients": params * per_param.gradients,
         "optimizer state": params * per_param.optimizer_state,
         "activations": activation_bytes(cfg, batch, seq_len, activation_dtype,
-                                        checkpoint_blocks=checkpoint_blocks)["total"],
+                                        checkpoint_blocks=checkpoint_blocks,
+                                        fused_attention=fused_attention)["total"],
     }
     memory["total"] = sum(memory.values())
     return memory
@@ -656,6 +674,127 @@ def describe(cfg: TransformerConfig, batch: int, seq_len: int, *,
                      f"leave room for the KV cache of {fit:,} tokens "
                      f"({fit // seq_len:,} sequences of {seq_len})")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a training step, and the notebook's figures
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepMeasurement:
+    """One training step, measured: seconds (median and spread), tokens/s, MFU, peak bytes."""
+
+    seconds: float
+    seconds_min: float
+    seconds_max: float
+    tokens_per_second: float
+    mfu: float | None  # None where no datasheet peak is known (a CPU)
+    peak_bytes: int | None  # CUDA's max_memory_allocated; None elsewhere
+
+
+def measure_training_step(cfg: TransformerConfig, batch: int, seq_len: int,
+                          device: torch.device | str, *, repeats: int = 5,
+                          gpu: str | GPUSpec | None = None) -> StepMeasurement:
+    """Time AdamW training steps (bf16 autocast on CUDA, fused attention) after a warm-up."""
+    _check_sizes(batch=batch, seq_len=seq_len, repeats=repeats)
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    model = Transformer(cfg, fused_attention=True).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq_len), device=device)
+    targets = torch.randint(0, cfg.vocab_size, (batch, seq_len), device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = language_model_loss(model, ids, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    times = measure_times(step, device=device, warmup=2, repeats=repeats, number=1)
+    median = statistics.median(times)
+    mfu = None
+    if cuda or gpu is not None:
+        try:
+            mfu = estimate_mfu(cfg, batch, seq_len, median, gpu=gpu, dtype="bf16")
+        except UnknownGPUError:
+            mfu = None
+    return StepMeasurement(
+        median, min(times), max(times), batch * seq_len / median, mfu,
+        torch.cuda.max_memory_allocated(device) if cuda else None)
+
+
+def plot_parameter_shares(names: list[str]) -> Any:
+    """Horizontal stacked bars: each preset's parameters by part, as fractions of its total."""
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
+    parts = ["embeddings", "attention", "mlp", "output", "norms"]
+    left = [0.0] * len(names)
+    for part in parts:
+        shares = [num_parameters(preset(n))[part] / num_parameters(preset(n))["total"]
+                  for n in names]
+        ax.barh(names, shares, left=left, label=part)
+        left = [a + b for a, b in zip(left, shares)]
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the parameters")
+    ax.set_title("Where the parameters are")
+    ax.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_flops_vs_context(cfg: TransformerConfig, seq_lens: list[int]) -> Any:
+    """Stacked shares of training FLOPs by part against the sequence length (log scale)."""
+    parts = ["attention projections", "mlp", "output", "attention scores"]
+    flops = [training_flops(cfg, 1, t) for t in seq_lens]
+    shares = [[f[part] / f["total"] for f in flops] for part in parts]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.stackplot(seq_lens, shares, labels=parts, alpha=0.85)
+    crossover = attention_crossover(cfg)
+    ax.axvline(cfg.context_length, color="black", ls="--", lw=1.5,
+               label=f"its context length ({cfg.context_length:,})")
+    ax.axvline(crossover, color="black", ls=":", lw=1.5,
+               label=f"scores cost as much as the mlp ({crossover:,.0f})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(seq_lens[0], seq_lens[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("share of training FLOPs")
+    ax.set_title(f"{cfg.name}: attention's t² term takes over at long contexts")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=10,
+              frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_memory_vs_batch(cfg: TransformerConfig, seq_len: int, batches: list[int],
+                                  gpu: str = "H100 SXM") -> Any:
+    """Training memory (AdamW, mixed precision) by batch size, four ways to keep activations."""
+    spec = _gpu_spec(gpu)
+    fig, ax = plt.subplots()
+    for fused in (False, True):
+        for ckpt in (False, True):
+            label = (("fused attention" if fused else "written-out attention")
+                     + (" + checkpointing" if ckpt else ""))
+            totals = [training_memory(cfg, b, seq_len, checkpoint_blocks=ckpt,
+                                      fused_attention=fused)["total"] for b in batches]
+            ax.plot(batches, [t / GB for t in totals], "o-", label=label)
+    state = training_memory(cfg, 1, seq_len)
+    fixed = state["total"] - state["activations"]
+    ax.axhline(fixed / GB, color="gray", ls=":", label="weights + gradients + AdamW state")
+    ax.axhline(spec.memory_bytes / GB, color="black", ls="--", label=f"one {spec.name}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"batch size (sequences of {seq_len:,} tokens)")
+    ax.set_ylabel("training memory (GB)")
+    ax.set_title(f"{cfg.name}: activations grow with the batch, the rest does not")
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
