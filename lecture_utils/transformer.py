@@ -29,7 +29,9 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from lecture_utils.exercises import Exercises, Feedback, check_number
+from lecture_utils.device import parse_device
+from lecture_utils.dtypes import as_float_dtype
+from lecture_utils.exercises import Exercises, Feedback, check_number, wrong
 from lecture_utils.flops import measure_times
 from lecture_utils.hardware import (
     GB,
@@ -76,13 +78,17 @@ class TransformerConfig:
                 raise TypeError(f"{size} must be an int, got {type(value).__name__} {value!r}")
             if value <= 0:
                 raise ValueError(f"{size} must be positive, got {value}")
+        for flag in ("bias", "tied_embeddings"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         for field, choices in (("norm", NORMS), ("mlp", MLPS), ("positions", POSITIONS)):
             if getattr(self, field) not in choices:
                 raise ValueError(f"{field} must be one of {choices}, got {getattr(self, field)!r}")
         if self.d_model % self.num_heads:
             raise ValueError(
                 f"num_heads={self.num_heads} must divide d_model={self.d_model}: each head gets "
-                f"d_model / num_heads dimensions (e.g. num_heads={_divisor_near(self.d_model)})"
+                f"d_model / num_heads dimensions (the nearest that does: "
+                f"{_nearest_divisor(self.d_model, self.num_heads)})"
             )
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
@@ -92,7 +98,9 @@ class TransformerConfig:
         if self.positions == "rope" and self.head_dim % 2:
             raise ValueError(
                 f"rotary positions rotate pairs: head_dim={self.head_dim} must be even")
-        if not (isinstance(self.rope_theta, (int, float)) and self.rope_theta > 1):
+        if isinstance(self.rope_theta, bool) or not (
+                isinstance(self.rope_theta, (int, float)) and math.isfinite(self.rope_theta)
+                and self.rope_theta > 1):
             raise ValueError(f"rope_theta must be a number > 1, got {self.rope_theta!r}")
 
     @property
@@ -110,9 +118,10 @@ class TransformerConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _divisor_near(d_model: int) -> int:
-    """A head count that divides d_model, for an error message: 64-dimensional heads if it can."""
-    return d_model // 64 if d_model % 64 == 0 else 1
+def _nearest_divisor(d_model: int, num_heads: int) -> int:
+    """The divisor of d_model closest to num_heads (for an error message)."""
+    return min((h for h in range(1, d_model + 1) if d_model % h == 0),
+               key=lambda h: (abs(h - num_heads), h))
 
 
 def gpt2_config(name: str, d_model: int, num_layers: int, num_heads: int) -> TransformerConfig:
@@ -135,11 +144,13 @@ class Preset:
 
 def _llama(name: str, vocab: int, context: int, d: int, layers: int, heads: int, kv: int,
            d_ff: int, theta: float) -> TransformerConfig:
-    return TransformerConfig(vocab, context, d, layers, heads, kv, d_ff, rope_theta=theta,
-                             name=name)
+    """A Llama size (RMSNorm, SwiGLU, rotary positions, no biases, untied output)."""
+    return TransformerConfig(vocab_size=vocab, context_length=context, d_model=d,
+                             num_layers=layers, num_heads=heads, num_kv_heads=kv, d_ff=d_ff,
+                             rope_theta=theta, name=name)
 
 
-_HF = "the Hugging Face checkpoint's parameter count (sum of its tensors' sizes)"
+_HF = "parameters of the Hugging Face checkpoint (model.num_parameters())"
 PRESETS: dict[str, Preset] = {
     p.config.name: p
     for p in [
@@ -159,6 +170,8 @@ PRESETS: dict[str, Preset] = {
 
 def preset(name: str) -> TransformerConfig:
     """The config of a real model, by name (see PRESETS)."""
+    if not isinstance(name, str):
+        raise TypeError(f"preset name must be a string such as 'llama3-8b', got {name!r}")
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; use one of {sorted(PRESETS)}")
     return PRESETS[name].config
@@ -204,7 +217,11 @@ def rope_tables(head_dim: int, context_length: int, theta: float,
 
 def apply_rope(x: Float[Tensor, "b t h d"], cos: Float[Tensor, "t d"],
                sin: Float[Tensor, "t d"]) -> Float[Tensor, "b t h d"]:
-    """Rotate each pair (x_i, x_{i + d/2}) by its position's angle (Llama's layout)."""
+    """Rotate each pair (x_i, x_{i + d/2}) by its position's angle.
+
+    This is Hugging Face's "rotate half" layout; Meta's reference code rotates adjacent pairs
+    (x_2i, x_2i+1), the same rotation with the dimensions in another order.
+    """
     x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)
     return x * cos[:, None, :] + rotated * sin[:, None, :]
@@ -215,6 +232,8 @@ class KVCache:
 
     def __init__(self, cfg: TransformerConfig, batch: int, max_seq_len: int,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        cfg = _check_config(cfg)
+        _check_sizes(batch=batch, max_seq_len=max_seq_len)
         shape = (batch, max_seq_len, cfg.num_kv_heads, cfg.head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_layers)]
         self.values = [torch.zeros_like(k) for k in self.keys]
@@ -226,6 +245,9 @@ class KVCache:
         end = self.length + k.shape[1]
         if end > self.keys[layer].shape[1]:
             raise ValueError(f"the cache holds {self.keys[layer].shape[1]} tokens; {end} needed")
+        if k.shape[0] != self.keys[layer].shape[0]:
+            raise ValueError(f"the cache was made for a batch of {self.keys[layer].shape[0]} "
+                             f"sequences, got {k.shape[0]}: make a KVCache per batch size")
         self.keys[layer][:, self.length:end] = k
         self.values[layer][:, self.length:end] = v
         return self.keys[layer][:, :end], self.values[layer][:, :end]
@@ -321,6 +343,7 @@ class Transformer(nn.Module):
                  fused_attention: bool = False) -> None:
         super().__init__()
         self.cfg = _check_config(cfg)
+        _check_flags(checkpoint_blocks=checkpoint_blocks, fused_attention=fused_attention)
         # fused_attention: F.scaled_dot_product_attention (FlashAttention-style kernels) instead
         # of the written-out matmuls. Same result; backward keeps far less (activation_bytes).
         # Activation checkpointing: keep only each block's input, recompute the rest in backward.
@@ -341,6 +364,7 @@ class Transformer(nn.Module):
 
     def forward(self, ids: Int[Tensor, "b t"],
                 cache: KVCache | None = None) -> Float[Tensor, "b t v"]:
+        _check_ids(ids, self.cfg.vocab_size)
         t = ids.shape[1]
         start = 0 if cache is None else cache.length
         if start + t > self.cfg.context_length:
@@ -357,13 +381,27 @@ class Transformer(nn.Module):
         if not (self.fused_attention and cache is None):
             future = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).triu(start + 1)
         for block in self.blocks:
-            if self.checkpoint_blocks and torch.is_grad_enabled():
+            if self.checkpoint_blocks and torch.is_grad_enabled() and cache is None:
                 x = checkpoint(block, x, cos, sin, future, use_reentrant=False)
             else:
                 x = block(x, cos, sin, future, cache)
         if cache is not None:
             cache.length += t
         return self.output(self.final_norm(x))
+
+
+def _check_ids(ids: object, vocab_size: int) -> None:
+    """Token ids must be a (batch, seq_len) integer tensor of ids below vocab_size."""
+    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point:
+        what = f"a {ids.dim()}-d {ids.dtype} tensor" if isinstance(ids, Tensor) else repr(ids)
+        raise TypeError(f"ids must be a (batch, seq_len) integer tensor of token ids, got {what}")
+    if 0 in ids.shape:
+        raise ValueError(f"ids must hold at least one token per sequence, got shape "
+                         f"{tuple(ids.shape)}")
+    # Checked on the CPU only: on a GPU it would wait for the device at every step.
+    if ids.device.type == "cpu" and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"token ids must be in [0, {vocab_size}) (vocab_size), got "
+                         f"{ids.min().item()}..{ids.max().item()}")
 
 
 def language_model_loss(model: Transformer, ids: Int[Tensor, "b t"],
@@ -376,6 +414,8 @@ def language_model_loss(model: Transformer, ids: Int[Tensor, "b t"],
 def generate(model: Transformer, prompt: Int[Tensor, "b t"], new_tokens: int, *,
              use_cache: bool = True) -> tuple[Int[Tensor, "b n"], KVCache | None]:
     """Greedy decoding of `new_tokens` tokens; with use_cache, one token per forward pass."""
+    _check_ids(prompt, model.cfg.vocab_size)
+    _check_sizes(new_tokens=new_tokens)
     batch, length = prompt.shape
     cache = None
     if use_cache:
@@ -396,6 +436,7 @@ def generate(model: Transformer, prompt: Int[Tensor, "b t"], new_tokens: int, *,
 
 
 def _check_sizes(**sizes: object) -> None:
+    """Each size must be a positive int (not a bool, not a float)."""
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -403,7 +444,15 @@ def _check_sizes(**sizes: object) -> None:
             raise ValueError(f"{name} must be positive, got {value}")
 
 
+def _check_flags(**flags: object) -> None:
+    """Each flag must be a bool: a string like "no" would otherwise count as True."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def _check_config(cfg: object) -> TransformerConfig:
+    """cfg itself, checked to be a TransformerConfig."""
     if not isinstance(cfg, TransformerConfig):
         raise TypeError(f"cfg must be a TransformerConfig (or preset('llama3-8b')), got "
                         f"{type(cfg).__name__}")
@@ -417,7 +466,7 @@ def num_parameters(cfg: TransformerConfig) -> dict[str, int]:
     attention = 2 * d * d + 2 * d * cfg.kv_dim + b * (2 * d + 2 * cfg.kv_dim)  # q, o; k, v
     matrices = 2 if cfg.mlp == "gelu" else 3
     mlp = matrices * d * cfg.d_ff + b * ((matrices - 1) * cfg.d_ff + d)
-    norm = d * (1 + b)  # weight (and bias)
+    norm = d * (1 + b * (cfg.norm == "layernorm"))  # weight (and LayerNorm's bias)
     counts = {
         "embeddings": cfg.vocab_size * d + (cfg.context_length * d if cfg.positions == "learned"
                                             else 0),
@@ -449,6 +498,7 @@ def forward_flops(cfg: TransformerConfig, batch: int, seq_len: int, *,
     """
     cfg = _check_config(cfg)
     _check_sizes(batch=batch, seq_len=seq_len)
+    _check_flags(causal_halving=causal_halving)
     tokens, d = batch * seq_len, cfg.d_model
     scores_per_head = seq_len * (seq_len + 1) // 2 if causal_halving else seq_len * seq_len
     flops = {
@@ -483,25 +533,16 @@ def six_n_t(cfg: TransformerConfig, batch: int, seq_len: int) -> int:
 def attention_crossover(cfg: TransformerConfig, *, causal_halving: bool = False) -> float:
     """Sequence length (tokens) at which the attention scores cost as much as the MLP."""
     cfg = _check_config(cfg)
+    _check_flags(causal_halving=causal_halving)
     # Per token and layer: scores 4 * seq_len * d (halved: 2 * (seq_len + 1) * d), mlp 2 m d d_ff.
     mlp = 2 * (2 if cfg.mlp == "gelu" else 3) * cfg.d_model * cfg.d_ff
     per_position = 4 * cfg.num_heads * cfg.head_dim
     return 2 * mlp / per_position - 1 if causal_halving else mlp / per_position
 
 
-_STORAGE_BYTES = {"fp64": 8, "fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
-
-
 def _element_bytes(dtype: torch.dtype | str) -> int:
     """Bytes per element of a floating dtype given as torch.bfloat16 or 'bf16'."""
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype such as torch.bfloat16, got {dtype}")
-        return dtype.itemsize
-    key = normalize_dtype(dtype)  # names the accepted spellings when it fails
-    if key == "tf32":
-        raise ValueError("dtype 'tf32' is a matmul mode, not a storage format: use 'fp32'")
-    return _STORAGE_BYTES[key]
+    return as_float_dtype(dtype).itemsize  # names the accepted spellings when it fails
 
 
 def kv_cache_bytes(cfg: TransformerConfig, batch: int, seq_len: int,
@@ -513,7 +554,7 @@ def kv_cache_bytes(cfg: TransformerConfig, batch: int, seq_len: int,
 
 
 def activation_bytes(cfg: TransformerConfig, batch: int, seq_len: int,
-                     dtype: torch.dtype | str = torch.float32, *, checkpoint_blocks: bool = False,
+                     dtype: torch.dtype | str = torch.bfloat16, *, checkpoint_blocks: bool = False,
                      fused_attention: bool = False) -> dict[str, int]:
     """Bytes autograd saves for backward in a training step (model in `dtype`), by what saves it.
 
@@ -529,6 +570,7 @@ def activation_bytes(cfg: TransformerConfig, batch: int, seq_len: int,
     """
     cfg = _check_config(cfg)
     _check_sizes(batch=batch, seq_len=seq_len)
+    _check_flags(checkpoint_blocks=checkpoint_blocks, fused_attention=fused_attention)
     s, n = _element_bytes(dtype), batch * seq_len
     d, kv = cfg.d_model, cfg.kv_dim
     if cfg.norm == "layernorm":
@@ -605,7 +647,7 @@ def _gpu_spec(gpu: str | GPUSpec | None) -> GPUSpec:
         here = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA GPU"
         raise UnknownGPUError(
             f"no datasheet for this machine ({here}): pass gpu='H100 SXM' (or another name in "
-            "lecture_utils.hardware.GPUS) or a GPUSpec; an MFU against a guessed peak is no MFU"
+            "lecture_utils.hardware.GPUS) or a GPUSpec; the course does not guess a GPU's figures"
         )
     return spec
 
@@ -637,7 +679,12 @@ def estimate_mfu(cfg: TransformerConfig, batch: int, seq_len: int, step_seconds:
         raise ValueError(f"step_seconds must be a finite number > 0, got {step_seconds!r}")
     _check_sizes(num_gpus=num_gpus)
     peak = _gpu_spec(gpu).peak_flops(dtype)
-    return training_flops(cfg, batch, seq_len)["total"] / (step_seconds * peak * num_gpus)
+    mfu = training_flops(cfg, batch, seq_len)["total"] / (step_seconds * peak * num_gpus)
+    if mfu > 1:
+        raise ValueError(
+            f"an MFU of {mfu:.3g} is above the peak: is step_seconds={step_seconds!r} the time "
+            "of one whole step (seconds, not milliseconds), measured after synchronizing?")
+    return mfu
 
 
 def describe(cfg: TransformerConfig, batch: int, seq_len: int, *,
@@ -646,9 +693,9 @@ def describe(cfg: TransformerConfig, batch: int, seq_len: int, *,
     """A napkin summary of one model at one batch x seq_len: parameters, FLOPs, memory."""
     params = num_parameters(cfg)
     tokens = batch * seq_len
-    train = training_flops(cfg, batch, seq_len)["total"]
+    flops = training_flops(cfg, batch, seq_len)
+    train, scores = flops["total"], flops["attention scores"]
     halved = training_flops(cfg, batch, seq_len, causal_halving=True)["total"]
-    scores = training_flops(cfg, batch, seq_len)["attention scores"]
     kv_token = kv_cache_bytes(cfg, 1, 1, dtype)
     activations = activation_bytes(cfg, batch, seq_len, dtype)["total"]
     name = normalize_dtype(dtype)
@@ -670,9 +717,12 @@ def describe(cfg: TransformerConfig, batch: int, seq_len: int, *,
     if gpu is not None:
         spec = _gpu_spec(gpu)
         fit = max_kv_cache_tokens(cfg, spec, dtype)
-        lines.append(f"on one {spec.name} ({spec.memory_bytes / GB:.0f} GB), the weights in {name} "
-                     f"leave room for the KV cache of {fit:,} tokens "
-                     f"({fit // seq_len:,} sequences of {seq_len})")
+        weights = params["total"] * _element_bytes(dtype)
+        where = f"on one {spec.name} ({spec.memory_bytes / GB:.0f} GB)"
+        lines.append(
+            f"{where}, the weights in {name} ({weights / GB:.3g} GB) leave room for the KV cache "
+            f"of {fit:,} tokens ({fit // seq_len:,} sequences of {seq_len})" if fit else
+            f"{where}: the weights alone ({weights / GB:.3g} GB in {name}) do not fit")
     return "\n".join(lines)
 
 
@@ -696,9 +746,12 @@ class StepMeasurement:
 def measure_training_step(cfg: TransformerConfig, batch: int, seq_len: int,
                           device: torch.device | str, *, repeats: int = 5,
                           gpu: str | GPUSpec | None = None) -> StepMeasurement:
-    """Time AdamW training steps (bf16 autocast on CUDA, fused attention) after a warm-up."""
+    """Time AdamW training steps (bf16 autocast on CUDA, fused attention) after a warm-up.
+
+    On CUDA, MFU is against `gpu`'s datasheet (default: this GPU's; None if it is unknown).
+    """
     _check_sizes(batch=batch, seq_len=seq_len, repeats=repeats)
-    device = torch.device(device)
+    device = parse_device(str(device))
     cuda = device.type == "cuda"
     torch.manual_seed(0)
     model = Transformer(cfg, fused_attention=True).to(device)
@@ -718,7 +771,7 @@ def measure_training_step(cfg: TransformerConfig, batch: int, seq_len: int,
     times = measure_times(step, device=device, warmup=2, repeats=repeats, number=1)
     median = statistics.median(times)
     mfu = None
-    if cuda or gpu is not None:
+    if cuda:  # a CPU's time against a GPU's peak would mean nothing
         try:
             mfu = estimate_mfu(cfg, batch, seq_len, median, gpu=gpu, dtype="bf16")
         except UnknownGPUError:
@@ -733,9 +786,9 @@ def plot_parameter_shares(names: list[str]) -> Any:
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
     parts = ["embeddings", "attention", "mlp", "output", "norms"]
     left = [0.0] * len(names)
+    counts = [num_parameters(preset(n)) for n in names]
     for part in parts:
-        shares = [num_parameters(preset(n))[part] / num_parameters(preset(n))["total"]
-                  for n in names]
+        shares = [c[part] / c["total"] for c in counts]
         ax.barh(names, shares, left=left, label=part)
         left = [a + b for a, b in zip(left, shares)]
     ax.set_xlim(0, 1)
@@ -809,12 +862,15 @@ def _check_layer_parameters(answer: object) -> Feedback:
     cfg = preset("llama3-8b")
     d, kv, d_ff = cfg.d_model, cfg.kv_dim, cfg.d_ff
     expected = 2 * d * d + 2 * d * kv + 3 * d * d_ff + 2 * d
-    return check_number(answer, expected, unit="parameters", hints={
+    # Exact: leaving out the norms changes the answer by only 4e-5.
+    return check_number(answer, expected, rel_tol=0, unit="parameters", hints={
         4 * d * d + 3 * d * d_ff + 2 * d: "k and v have num_kv_heads = 8 heads (grouped-query "
                                           "attention): each is d x 1024, not d x d.",
         2 * d * d + 2 * d * kv + 2 * d * d_ff + 2 * d: "SwiGLU has three matrices (gate, up, "
                                                        "down), not two.",
         2 * d * d + 2 * d * kv + 3 * d * d_ff: "add the two RMSNorm weights (d each).",
+        2 * d * d + 2 * d * kv + 3 * d * d_ff + 4 * d: "RMSNorm has a weight but no bias: d "
+                                                       "parameters per norm, not 2 d.",
     })
 
 
@@ -823,6 +879,7 @@ def _check_kv_per_token(answer: object) -> Feedback:
     cfg = preset("llama3-70b")
     expected = kv_cache_bytes(cfg, 1, 1, torch.bfloat16)
     return check_number(answer, expected, unit="bytes", hints={
+        expected / 2**10: "that is in KiB; the question asks for bytes.",
         expected * cfg.num_heads // cfg.num_kv_heads: "that is multi-head attention: Llama 3 "
                                                       "caches 8 key/value heads, not 64.",
         expected // 2: "cache the keys *and* the values: a factor of 2.",
@@ -836,10 +893,12 @@ def _check_score_flops(answer: object) -> Feedback:
     cfg = preset("llama3-8b")
     expected = forward_flops(cfg, 1, 8192)["attention scores"]
     halved = forward_flops(cfg, 1, 8192, causal_halving=True)["attention scores"]
-    return check_number(answer, expected, unit="FLOPs", hints={
+    # Exact: the causal half, t(t+1)/2 scores, is within 1e-4 of half the full count.
+    return check_number(answer, expected, rel_tol=0, unit="FLOPs", hints={
         halved: "that counts only the causal half (t(t+1)/2 scores); count the full t x t "
                 "matmuls, as FlopCounterMode does.",
-        expected / 2: "two matmuls: Q K^T and probs V, each 2 t^2 head_dim FLOPs per head.",
+        expected / 2: "count both matmuls (Q K^T and probs V), at 2 FLOPs per multiply-add: each "
+                      "is 2 t^2 head_dim FLOPs per head.",
         expected * cfg.num_kv_heads // cfg.num_heads: "grouped-query attention shares keys, but "
                                                       "every one of the 32 query heads still "
                                                       "computes its own scores.",
@@ -852,12 +911,17 @@ def _check_flops_per_token(answer: object) -> Feedback:
     cfg = preset("gpt2-small")
     expected = training_flops(cfg, 1, 1024)["total"] / 1024
     n_all = num_parameters(cfg)["total"]
-    return check_number(answer, expected, unit="FLOPs per token", hints={
+    nanogpt_n = n_all - cfg.context_length * cfg.d_model  # all but the position embeddings
+    attention = 12 * cfg.num_layers * 1024 * cfg.d_model
+    # Exact: nanoGPT's count (norms and biases included) is within 1e-3.
+    return check_number(answer, expected, rel_tol=1e-9, unit="FLOPs per token", hints={
         6 * n_all: "that is 6 N: it counts the position embeddings (a lookup, not a matmul) and "
                    "leaves out the attention scores.",
         6 * matmul_parameters(cfg): "6 N for the matmul parameters is right; now add attention's "
                                     "12 x layers x seq_len x d_model.",
         expected / 3: "that is the forward pass; training is forward + backward (3x).",
+        6 * nanogpt_n + attention: "that is nanoGPT's count, whose N includes the norms and "
+                                   "biases; count only the weights that take part in a matmul.",
     })
 
 
@@ -866,11 +930,16 @@ def _check_max_batch(answer: object) -> Feedback:
     cfg = preset("llama3-8b")
     expected = max_kv_cache_tokens(cfg, "H200") // 8192
     mha = cfg.replace(num_kv_heads=cfg.num_heads)
+    per_sequence = kv_cache_bytes(cfg, 1, 8192)
+    exact = (141e9 - 2 * num_parameters(cfg)["total"]) / per_sequence
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and (
+            answer != int(answer) and math.isclose(answer, exact, rel_tol=1e-3)):
+        return wrong("round down to whole sequences: a sequence's cache fits or it does not.")
     return check_number(answer, expected, rel_tol=0, unit="sequences", hints={
         max_kv_cache_tokens(mha, "H200") // 8192: "Llama 3 has 8 key/value heads, not 32.",
         max_kv_cache_tokens(cfg, "H200", torch.float32) // 8192: "weights and cache in bf16: "
                                                                   "2 bytes per number.",
-        int(141 * 2**30 - 2 * num_parameters(cfg)["total"]) // kv_cache_bytes(cfg, 1, 8192):
-            "the datasheet's 141 GB means 141e9 bytes, not GiB.",
-        141e9 // kv_cache_bytes(cfg, 1, 8192): "the weights take memory too (2 bytes each).",
+        int(141 * 2**30 - 2 * num_parameters(cfg)["total"]) // per_sequence:
+            "the course takes the datasheet's 141 GB as 141e9 bytes, not GiB.",
+        141e9 // per_sequence: "the weights take memory too (2 bytes each).",
     })

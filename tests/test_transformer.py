@@ -13,6 +13,8 @@ from lecture_utils.transformer import (
     EXERCISES,
     LOGSUMEXP_BYTES,
     NORM_STATS_BYTES,
+    NORMS,
+    POSITIONS,
     PRESETS,
     KVCache,
     Transformer,
@@ -27,6 +29,7 @@ from lecture_utils.transformer import (
     language_model_loss,
     matmul_parameters,
     max_kv_cache_tokens,
+    measure_training_step,
     num_parameters,
     preset,
     six_n_t,
@@ -65,6 +68,27 @@ def tokens(cfg, batch, seq_len, seed=0, device="cpu"):
 def measured_activation_bytes(model, ids, targets):
     state = list(model.parameters()) + list(model.buffers())
     return saved_for_backward(lambda: language_model_loss(model, ids, targets), state)
+
+
+UNUSUAL = {
+    f"{norm}-{mlp}-{positions}-bias{int(bias)}-tied{int(tied)}-kv{kv}": LLAMA_TINY.replace(
+        norm=norm, mlp=mlp, positions=positions, bias=bias, tied_embeddings=tied, num_kv_heads=kv)
+    for norm in NORMS for mlp in ("gelu", "swiglu") for positions in POSITIONS
+    for bias in (False, True) for tied in (False, True) for kv in (1, 6)
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNUSUAL))
+def test_every_combination_of_parts_is_counted_exactly(name):
+    cfg = UNUSUAL[name]
+    model = Transformer(cfg)
+    assert num_parameters(cfg)["total"] == sum(p.numel() for p in model.parameters())
+    ids, targets = tokens(cfg, 2, 9)
+    with FlopCounterMode(display=False) as counter:
+        language_model_loss(model, ids, targets).backward()
+    assert counter.get_total_flops() == training_flops(cfg, 2, 9)["total"]
+    measured = measured_activation_bytes(model, ids, targets).activation_bytes
+    assert measured == activation_bytes(cfg, 2, 9, torch.float32)["total"]
 
 
 # --- parameters ------------------------------------------------------------------------------
@@ -311,7 +335,7 @@ def test_estimate_mfu_uses_the_dense_peak_and_refuses_a_guess():
 
 
 @pytest.mark.parametrize("changes,error,message", [
-    ({"num_heads": 5}, ValueError, "num_heads=5 must divide d_model=48"),
+    ({"num_heads": 5}, ValueError, r"num_heads=5 must divide d_model=48.*nearest that does: 4"),
     ({"num_kv_heads": 4}, ValueError, "num_kv_heads=4 must divide num_heads=6"),
     ({"d_model": 0}, ValueError, "d_model must be positive"),
     ({"num_layers": -1}, ValueError, "num_layers must be positive"),
@@ -322,6 +346,9 @@ def test_estimate_mfu_uses_the_dense_peak_and_refuses_a_guess():
     ({"positions": "alibi"}, ValueError, "positions must be one of"),
     ({"d_model": 42, "num_heads": 6, "num_kv_heads": 6}, ValueError, "head_dim=7 must be even"),
     ({"rope_theta": 0}, ValueError, "rope_theta must be a number > 1"),
+    ({"rope_theta": float("inf")}, ValueError, "rope_theta must be a number > 1"),
+    ({"bias": "no"}, TypeError, "bias must be True or False"),
+    ({"tied_embeddings": 1}, TypeError, "tied_embeddings must be True or False"),
 ])
 def test_bad_configs_are_named(changes, error, message):
     with pytest.raises(error, match=message):
@@ -329,14 +356,23 @@ def test_bad_configs_are_named(changes, error, message):
 
 
 @pytest.mark.parametrize("call,error,message", [
-    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, torch.int64), TypeError, "floating dtype"),
-    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, "int8"), ValueError, "unknown dtype"),
-    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, "tf32"), ValueError, "matmul mode"),
+    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, torch.int64), ValueError, "not a floating-point"),
+    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, "int8"), ValueError, "not a floating-point"),
+    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, "fp12"), ValueError, "unknown dtype name"),
+    (lambda: kv_cache_bytes(LLAMA_TINY, 1, 1, 2), TypeError, "expected a torch.dtype"),
     (lambda: activation_bytes(LLAMA_TINY, 0, 8), ValueError, "batch must be positive"),
     (lambda: forward_flops(LLAMA_TINY, 1, 2.5), TypeError, "seq_len must be an int"),
     (lambda: num_parameters("llama3-8b"), TypeError, "cfg must be a TransformerConfig"),
     (lambda: preset("llama4"), ValueError, "unknown preset 'llama4'"),
     (lambda: Transformer({"d_model": 4}), TypeError, "cfg must be a TransformerConfig"),
+    (lambda: Transformer(LLAMA_TINY, fused_attention="no"), TypeError, "fused_attention must be"),
+    (lambda: forward_flops(LLAMA_TINY, 1, 8, causal_halving="yes"), TypeError, "causal_halving"),
+    (lambda: attention_crossover(LLAMA_TINY, causal_halving=1), TypeError, "causal_halving"),
+    (lambda: activation_bytes(LLAMA_TINY, 1, 8, checkpoint_blocks=None), TypeError,
+     "checkpoint_blocks"),
+    (lambda: preset(["llama3-8b"]), TypeError, "preset name must be a string"),
+    (lambda: KVCache(LLAMA_TINY, 0, 8), ValueError, "batch must be positive"),
+    (lambda: measure_training_step(LLAMA_TINY, 1, 8, "gpu"), ValueError, "is not a device"),
 ])
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
@@ -372,3 +408,74 @@ def test_exercises_accept_the_answers_and_name_the_mistakes():
         3, forward_flops(cfg, 1, 8192, causal_halving=True)["attention scores"]).message
     assert "6 N" in EXERCISES.feedback(4, 6 * 124_439_808).message
     assert EXERCISES.feedback(5, None).correct is None
+
+
+def test_bad_token_ids_and_generation_arguments_are_named():
+    model = Transformer(LLAMA_TINY)
+    for ids, error, message in [
+        (torch.zeros(5, dtype=torch.long), TypeError, "a 1-d torch.int64 tensor"),
+        (torch.zeros(1, 4), TypeError, "integer tensor"),
+        ([[1, 2]], TypeError, "integer tensor of token ids"),
+        (torch.zeros(1, 0, dtype=torch.long), ValueError, "at least one token"),
+        (torch.tensor([[1, 97]]), ValueError, r"in \[0, 97\)"),
+    ]:
+        with pytest.raises(error, match=message):
+            model(ids)
+    prompt = torch.zeros(1, 3, dtype=torch.long)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="new_tokens must be positive"):
+            generate(model, prompt, bad)
+    with pytest.raises(TypeError, match="new_tokens must be an int"):
+        generate(model, prompt, 2.5)
+    with pytest.raises(ValueError, match="made for a batch of 2"):
+        model(prompt, KVCache(LLAMA_TINY, 2, 8))
+
+
+def test_checkpointed_model_still_fills_its_cache_with_gradients_on():
+    model = Transformer(LLAMA_TINY, checkpoint_blocks=True)
+    cache = KVCache(LLAMA_TINY, 1, 8)
+    model(torch.zeros(1, 3, dtype=torch.long), cache)
+    model(torch.zeros(1, 1, dtype=torch.long), cache)
+    assert cache.length == 4 and cache.keys[0][:, :4].abs().sum() > 0
+
+
+def test_rmsnorm_has_no_bias_even_when_the_linears_do():
+    cfg = LLAMA_TINY.replace(bias=True)
+    assert num_parameters(cfg)["norms"] == (2 * cfg.num_layers + 1) * cfg.d_model
+
+
+def test_measure_training_step_on_the_cpu():
+    step = measure_training_step(LLAMA_TINY, 2, 8, "cpu", repeats=2, gpu="H100 SXM")
+    assert step.seconds_min <= step.seconds <= step.seconds_max
+    assert step.tokens_per_second == 16 / step.seconds
+    assert step.mfu is None and step.peak_bytes is None  # no CPU time against a GPU's peak
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            measure_training_step(LLAMA_TINY, 2, 8, "cuda")
+
+
+def test_an_mfu_above_one_is_refused():
+    with pytest.raises(ValueError, match="above the peak.*milliseconds"):
+        estimate_mfu(preset("gpt2-small"), 8, 1024, 1e-6, gpu="H100 SXM")
+
+
+def test_describe_says_when_the_weights_do_not_fit():
+    text = describe(preset("llama3-70b"), 1, 8192, gpu="H100 SXM")
+    assert "the weights alone (141 GB in bf16) do not fit" in text
+
+
+def test_exercise_hints_for_near_misses():
+    cfg = preset("llama3-8b")
+    d, f = cfg.d_model, cfg.d_ff
+    layer = 2 * d * d + 2 * d * 1024 + 3 * d * f + 2 * d
+    assert "RMSNorm weights" in EXERCISES.feedback(1, layer - 2 * d).message
+    assert "no bias" in EXERCISES.feedback(1, layer + 2 * d).message
+    full = forward_flops(cfg, 1, 8192)["attention scores"]
+    assert "both matmuls" in EXERCISES.feedback(3, full // 2).message
+    gpt2 = preset("gpt2-small")
+    nanogpt = 6 * (124_439_808 - 1024 * 768) + 12 * 12 * 1024 * 768
+    assert "nanoGPT" in EXERCISES.feedback(4, nanogpt).message
+    exact = (141e9 - 2 * 8_030_261_248) / kv_cache_bytes(cfg, 1, 8192)
+    assert "round down" in EXERCISES.feedback(5, exact).message
+    assert "KiB" in EXERCISES.feedback(2, 320).message
+    assert EXERCISES.feedback(4, 6 * matmul_parameters(gpt2) + 12 * 12 * 1024 * 768).correct
