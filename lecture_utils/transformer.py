@@ -109,6 +109,11 @@ class TransformerConfig:
         return self.d_model // self.num_heads
 
     @property
+    def mlp_matrices(self) -> int:
+        """Weight matrices in each MLP: 2 for GELU, 3 for SwiGLU (gate, up, down)."""
+        return 2 if self.mlp == "gelu" else 3
+
+    @property
     def kv_dim(self) -> int:
         """Width of the key (or value) projection: num_kv_heads * head_dim."""
         return self.num_kv_heads * self.head_dim
@@ -464,7 +469,7 @@ def num_parameters(cfg: TransformerConfig) -> dict[str, int]:
     cfg = _check_config(cfg)
     d, b = cfg.d_model, int(cfg.bias)
     attention = 2 * d * d + 2 * d * cfg.kv_dim + b * (2 * d + 2 * cfg.kv_dim)  # q, o; k, v
-    matrices = 2 if cfg.mlp == "gelu" else 3
+    matrices = cfg.mlp_matrices
     mlp = matrices * d * cfg.d_ff + b * ((matrices - 1) * cfg.d_ff + d)
     norm = d * (1 + b * (cfg.norm == "layernorm"))  # weight (and LayerNorm's bias)
     counts = {
@@ -483,7 +488,7 @@ def matmul_parameters(cfg: TransformerConfig) -> int:
     """Parameters that take part in a matmul: the N of 6 N T (no lookups, norms or biases)."""
     cfg = _check_config(cfg)
     per_layer = 2 * cfg.d_model * (cfg.d_model + cfg.kv_dim)
-    per_layer += (2 if cfg.mlp == "gelu" else 3) * cfg.d_model * cfg.d_ff
+    per_layer += cfg.mlp_matrices * cfg.d_model * cfg.d_ff
     return cfg.num_layers * per_layer + cfg.vocab_size * cfg.d_model  # + the output layer
 
 
@@ -505,7 +510,7 @@ def forward_flops(cfg: TransformerConfig, batch: int, seq_len: int, *,
         "attention projections": cfg.num_layers * 2 * tokens * 2 * d * (d + cfg.kv_dim),
         "attention scores": cfg.num_layers * 2 * 2 * batch * cfg.num_heads * scores_per_head
                             * cfg.head_dim,
-        "mlp": cfg.num_layers * 2 * tokens * (2 if cfg.mlp == "gelu" else 3) * d * cfg.d_ff,
+        "mlp": cfg.num_layers * 2 * tokens * cfg.mlp_matrices * d * cfg.d_ff,
         "output": 2 * tokens * d * cfg.vocab_size,
     }
     flops["total"] = sum(flops.values())
@@ -535,7 +540,7 @@ def attention_crossover(cfg: TransformerConfig, *, causal_halving: bool = False)
     cfg = _check_config(cfg)
     _check_flags(causal_halving=causal_halving)
     # Per token and layer: scores 4 * seq_len * d (halved: 2 * (seq_len + 1) * d), mlp 2 m d d_ff.
-    mlp = 2 * (2 if cfg.mlp == "gelu" else 3) * cfg.d_model * cfg.d_ff
+    mlp = 2 * cfg.mlp_matrices * cfg.d_model * cfg.d_ff
     per_position = 4 * cfg.num_heads * cfg.head_dim
     return 2 * mlp / per_position - 1 if causal_halving else mlp / per_position
 
