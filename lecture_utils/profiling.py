@@ -185,20 +185,29 @@ def find_operator(stats: list[OperatorStats], name: str) -> OperatorStats:
 
 
 def format_operator_table(stats: list[OperatorStats], limit: int = 8,
-                          by: str = "self_cpu_us") -> str:
-    """The `limit` operators with the largest `by`, as a table that fits a projector."""
+                          by: str = "self_cpu_us", *, times: bool = True) -> str:
+    """The `limit` operators with the largest `by`, as a table that fits a projector.
+
+    times=False leaves the time columns out: bytes are the same on every run, times are not.
+    """
     _check_positive_int("limit", limit)
     if by not in ("self_cpu_us", "cpu_us", "self_cpu_bytes", "cpu_bytes", "self_device_us"):
         raise ValueError(f"by must be one of the OperatorStats numbers such as 'self_cpu_us' "
                          f"or 'cpu_bytes', got {by!r}")
-    top = sorted(stats, key=lambda r: -getattr(r, by))[:limit]
     with_memory = any(r.cpu_bytes or r.self_cpu_bytes for r in stats)  # profiled with memory
-    lines = [f"{'operator':38s} {'calls':>5s} {'self µs':>9s} {'total µs':>9s}"
-             + (f" {'self KB':>9s} {'total KB':>9s}" if with_memory else "")]
+    if not (times or with_memory):
+        raise ValueError("times=False leaves only the memory columns, and this profile has no "
+                         "memory: profile it with memory=True")
+    top = sorted(stats, key=lambda r: (-getattr(r, by), r.name))[:limit]  # ties: by name
+    header = f"{'operator':38s} {'calls':>5s}"
+    header += f" {'self µs':>9s} {'total µs':>9s}" if times else ""
+    header += f" {'self KB':>9s} {'total KB':>9s}" if with_memory else ""
+    lines = [header]
     for r in top:
-        lines.append(f"{r.name[:38]:38s} {r.calls:5d} {r.self_cpu_us:9.0f} {r.cpu_us:9.0f}"
-                     + (f" {r.self_cpu_bytes / 1e3:9.1f} {r.cpu_bytes / 1e3:9.1f}"
-                        if with_memory else ""))
+        line = f"{r.name[:38]:38s} {r.calls:5d}"
+        line += f" {r.self_cpu_us:9.0f} {r.cpu_us:9.0f}" if times else ""
+        line += f" {r.self_cpu_bytes / 1e3:9.1f} {r.cpu_bytes / 1e3:9.1f}" if with_memory else ""
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -153,6 +153,11 @@ def test_operator_table_shows_memory_only_when_profiled():
     assert "aten::mm" in plain and "KB" not in plain
     assert "total KB" in with_memory
     assert max(len(line) for line in with_memory.splitlines()) <= 100  # fits a projector
+    stats = operator_stats(profile_once(lambda: x @ x, memory=True))
+    bytes_only = format_operator_table(stats, by="cpu_bytes", times=False)
+    assert "µs" not in bytes_only and bytes_only.splitlines()[1].startswith("aten::")
+    with pytest.raises(ValueError, match="memory=True"):
+        format_operator_table(operator_stats(profile_once(lambda: x @ x)), times=False)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
