@@ -50,8 +50,8 @@ from lecture_utils.transformer import (
     INDEX_BYTES,
     Transformer,
     TransformerConfig,
+    _check_sizes,
     activation_bytes,
-    forward_flops,
     language_model_loss,
     num_parameters,
     preset,
@@ -74,13 +74,6 @@ PROFILER_CHATTER = (
     "SyncActivityProfilerHandler",
     "Memory block of unknown size was allocated before the profiling started",
 )
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
 
 
 def _check_callable(name: str, fn: Any) -> None:
@@ -190,7 +183,7 @@ def format_operator_table(stats: list[OperatorStats], limit: int = 8,
 
     times=False leaves the time columns out: bytes are the same on every run, times are not.
     """
-    _check_positive_int("limit", limit)
+    _check_sizes(limit=limit)
     if by not in ("self_cpu_us", "cpu_us", "self_cpu_bytes", "cpu_bytes", "self_device_us"):
         raise ValueError(f"by must be one of the OperatorStats numbers such as 'self_cpu_us' "
                          f"or 'cpu_bytes', got {by!r}")
@@ -325,7 +318,7 @@ def memory_after_each_call(fn: Callable[[], Any], calls: int, *external: Any
     that outlives the call (a list, a cache, a graph).
     """
     _check_callable("fn", fn)
-    _check_positive_int("calls", calls)
+    _check_sizes(calls=calls)
     tracker = _mem_tracker()
     tracker.track_external(*external)
     after = []
@@ -346,7 +339,7 @@ def live_bytes_after_each_call(fn: Callable[[], Any], calls: int) -> list[int]:
     when no backward runs on it; this count cannot.
     """
     _check_callable("fn", fn)
-    _check_positive_int("calls", calls)
+    _check_sizes(calls=calls)
     tracker = _NewStorageTracker()
     after = []
     with tracker:
@@ -394,8 +387,7 @@ def cruncher_step_flops(dim: int, num_layers: int, batch: int) -> int:
     6 x batch x parameters (notebook 04), minus the first layer's input-gradient matmul,
     2 x batch x dim^2, which autograd never runs because x needs no gradient.
     """
-    for name, value in (("dim", dim), ("num_layers", num_layers), ("batch", batch)):
-        _check_positive_int(name, value)
+    _check_sizes(dim=dim, num_layers=num_layers, batch=batch)
     return 6 * batch * cruncher_num_parameters(dim, num_layers) - 2 * batch * dim * dim
 
 
@@ -426,8 +418,7 @@ def reconcile_cruncher_step(dim: int, num_layers: int, batch: int,
 
     Like notebook 06, the step measured is the second: the first one makes the optimizer state.
     """
-    for name, value in (("dim", dim), ("num_layers", num_layers), ("batch", batch)):
-        _check_positive_int(name, value)
+    _check_sizes(dim=dim, num_layers=num_layers, batch=batch)
     torch.manual_seed(0)
     model = Cruncher(dim, num_layers)
     x, y = torch.randn(batch, dim), torch.randn(batch)
@@ -543,55 +534,51 @@ def sum_of_parts_by_category(cfg: TransformerConfig, batch: int, seq_len: int
     return memory
 
 
+def transformer_train_step(model: Transformer, optimizer: torch.optim.Optimizer,
+                           ids: torch.Tensor, targets: torch.Tensor) -> None:
+    """One training step: the loss, backward, the update, and the gradients freed."""
+    language_model_loss(model, ids, targets).backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def transformer_training_state(cfg: TransformerConfig, batch: int, seq_len: int, *,
-                               fused_attention: bool = False,
                                device: torch.device | str = "cpu") -> tuple[Any, ...]:
     """(model, AdamW optimizer, ids, targets), seeded; one step taken, so the state exists."""
-    _check_positive_int("batch", batch)
-    _check_positive_int("seq_len", seq_len)
+    _check_sizes(batch=batch, seq_len=seq_len)
     device = parse_device(str(device))
     torch.manual_seed(0)
-    model = Transformer(cfg, fused_attention=fused_attention).to(device)
+    model = Transformer(cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(0, cfg.vocab_size, (batch, seq_len)).to(device)
     targets = torch.roll(ids, -1, dims=1)  # a separate tensor, as a data loader returns it
-    language_model_loss(model, ids, targets).backward()
-    optimizer.step()  # the first step makes AdamW's state
-    optimizer.zero_grad(set_to_none=True)
+    transformer_train_step(model, optimizer, ids, targets)  # makes AdamW's state
     return model, optimizer, ids, targets
 
 
 def step_peak_by_category(cfg: TransformerConfig, batch: int, seq_len: int) -> dict[str, int]:
     """MemTracker's peak bytes by category in an fp32 AdamW step of Transformer(cfg) (a second step)."""
-    model, optimizer, ids, targets = transformer_training_state(cfg, batch, seq_len)
-
-    def step() -> None:
-        language_model_loss(model, ids, targets).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return track_memory(step, model, optimizer, ids, targets)
+    state = transformer_training_state(cfg, batch, seq_len)
+    return track_memory(lambda: transformer_train_step(*state), *state)
 
 
 def reconcile_transformer_step(cfg: TransformerConfig, batch: int, seq_len: int
                                ) -> Reconciliation:
     """A Transformer training step (fp32, AdamW, on the CPU) by formula and by measurement."""
-    model, optimizer, ids, targets = transformer_training_state(cfg, batch, seq_len)
+    state = transformer_training_state(cfg, batch, seq_len)
+    _, _, ids, targets = state
 
     def step() -> None:
-        language_model_loss(model, ids, targets).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        transformer_train_step(*state)
 
     counter = FlopCounterMode(display=False)
     with counter:
         step()
     by_operator = profiler_flops(profile_once(step, flops=True))
-    fused, _, fused_ids, fused_targets = transformer_training_state(cfg, batch, seq_len,
-                                                          fused_attention=True)
+    fused = Transformer(cfg, fused_attention=True)  # its weights do not change its FLOPs
     fused_counter = FlopCounterMode(display=False)
     with fused_counter:
-        language_model_loss(fused, fused_ids, fused_targets).backward()
+        language_model_loss(fused, ids, targets).backward()
     flops = {
         "napkin: 6 N T": six_n_t(cfg, batch, seq_len),
         "formula (notebook 09)": training_flops(cfg, batch, seq_len)["total"],
@@ -602,14 +589,9 @@ def reconcile_transformer_step(cfg: TransformerConfig, batch: int, seq_len: int
     memory = {
         "sum of the parts (09)": sum_of_parts_by_category(cfg, batch, seq_len),
         "at backward start": memory_at_backward_start(cfg, batch, seq_len),
-        "MemTracker": track_memory(step, model, optimizer, ids, targets),
+        "MemTracker": track_memory(step, *state),
     }
     return Reconciliation(flops, memory, by_operator)
-
-
-def attention_score_training_flops(cfg: TransformerConfig, batch: int, seq_len: int) -> int:
-    """FLOPs of Q K^T and probs V in forward and backward (3 x forward), counted in full."""
-    return 3 * forward_flops(cfg, batch, seq_len)["attention scores"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,8 +627,8 @@ def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
     if not sizes:
         raise ValueError("sizes must name at least one matrix size n")
     for n in sizes:
-        _check_positive_int("each size", n)
-    _check_positive_int("repeats", repeats)
+        _check_sizes(**{"each size": n})
+    _check_sizes(repeats=repeats)
     if isinstance(block_seconds, bool) or not isinstance(block_seconds, (int, float)) or not (
             0 < block_seconds <= 1):
         raise ValueError(f"block_seconds must be a number of seconds in (0, 1], "
@@ -680,8 +662,7 @@ def launch_vs_kernel(n: int, device: torch.device | str, calls: int = 50) -> tup
 
     The CPU time is the wall-clock time of the launching loop; the kernel time, the profiler's.
     """
-    _check_positive_int("n", n)
-    _check_positive_int("calls", calls)
+    _check_sizes(n=n, calls=calls)
     device = parse_device(str(device))
     if device.type != "cuda":
         raise ValueError(f"launch_vs_kernel needs a CUDA device (kernels run apart from the "
@@ -800,7 +781,7 @@ def plot_memory_by_phase(phases: dict[str, dict[str, int]], title: str,
 
 def plot_top_operators(stats: list[OperatorStats], limit: int = 8) -> Any:
     """Horizontal bars: the operators with the most self CPU time, and their total time."""
-    _check_positive_int("limit", limit)
+    _check_sizes(limit=limit)
     top = sorted(stats, key=lambda r: -r.self_cpu_us)[:limit][::-1]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     names = [r.name[:32] for r in top]
