@@ -205,3 +205,68 @@ def peak_flops(gpu: str | GPUSpec, dtype: str | torch.dtype) -> float:
     """Dense datasheet peak of `gpu` for `dtype`, in FLOP/s."""
     spec = gpu if isinstance(gpu, GPUSpec) else lookup_gpu(gpu)
     return spec.peak_flops(dtype)
+
+
+class UnknownLinkError(UnknownGPUError):
+    """No interconnect entry matches this name."""
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One interconnect: bytes/s each GPU can send (and, at the same time, receive)."""
+
+    name: str
+    bandwidth: float  # bytes/s per GPU per direction: half the "bidirectional" datasheet figure
+    source: str
+    note: str = ""
+
+
+# Datasheets quote NVLink and PCIe as the sum of both directions ("900 GB/s"); a ring collective
+# sends and receives at once, so its time is set by one direction: half that figure.
+# InfiniBand is quoted per direction (400 Gb/s = 50 GB/s), one network card per GPU.
+LINKS: dict[str, LinkSpec] = {
+    link.name: link
+    for link in [
+        LinkSpec(
+            "NVLink 3", 300 * GB,
+            "NVIDIA A100 Tensor Core GPU datasheet: NVLink 600 GB/s (both directions)",
+            note="A100 SXM, within one 8-GPU server",
+        ),
+        LinkSpec(
+            "NVLink 4", 450 * GB,
+            "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s (both directions)",
+            note="H100 and H200 SXM, within one 8-GPU server",
+        ),
+        LinkSpec(
+            "NVLink 5", 900 * GB,
+            "NVIDIA DGX B200 datasheet: NVLink 1.8 TB/s per GPU (both directions)",
+            note="B200, within one server",
+        ),
+        LinkSpec(
+            "PCIe Gen4 x16", 32 * GB,
+            "NVIDIA A100 Tensor Core GPU datasheet: PCIe Gen4 64 GB/s (both directions)",
+            note="GPUs without NVLink, or GPU to CPU",
+        ),
+        LinkSpec(
+            "PCIe Gen5 x16", 64 * GB,
+            "NVIDIA H100 Tensor Core GPU datasheet: PCIe Gen5 128 GB/s (both directions)",
+            note="GPUs without NVLink, or GPU to CPU",
+        ),
+        LinkSpec(
+            "InfiniBand NDR", 400e9 / 8,
+            "NVIDIA DGX H100 datasheet: 8 x ConnectX-7 at 400 Gb/s, one per GPU",
+            note="between servers: 400 Gb/s = 50 GB/s each way",
+        ),
+    ]
+}
+
+
+def lookup_link(name: str) -> LinkSpec:
+    """The interconnect entry for `name` ('NVLink 4', 'infiniband ndr', ...)."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"link name must be a non-empty string, got {name!r}")
+    folded = {k.lower().replace(" ", ""): v for k, v in LINKS.items()}
+    key = name.lower().replace(" ", "")
+    if key not in folded:
+        raise UnknownLinkError(f"no interconnect named {name!r}; use one of {', '.join(LINKS)}")
+    return folded[key]

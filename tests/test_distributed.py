@@ -1,0 +1,330 @@
+"""Tests for lecture_utils.distributed: the ZeRO napkin, and real gloo process groups."""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from lecture_utils import distributed as D
+from lecture_utils.hardware import GB, LINKS, UnknownLinkError, lookup_link, peak_flops
+from lecture_utils.napkin import bytes_per_parameter, max_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = D.TrainConfig()
+P = 64 * 64 * 4 + 64  # the Cruncher of TrainConfig()
+
+
+# --- what each GPU holds ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("precision", D.PRECISIONS)
+def test_stage_0_is_the_napkins_bytes_per_parameter(precision):
+    per_param = bytes_per_parameter("adamw", precision)
+    b = D.bytes_per_gpu(1000, 8, 0, "adamw", precision)
+    assert b.total == 1000 * per_param.total
+    assert D.sharded_parts(0, precision) == ()
+
+
+def test_each_stage_shards_more_parts():
+    assert D.sharded_parts(1) == ("optimizer_state",)
+    assert D.sharded_parts(2) == ("optimizer_state", "gradients")
+    assert D.sharded_parts(3) == ("optimizer_state", "gradients", "weights")
+    # Under mixed precision the fp32 master weights belong to the optimizer: stage 1.
+    assert D.sharded_parts(1, "mixed") == ("optimizer_state", "weights")
+    assert D.sharded_parts(3, "mixed")[-1] == "weights_copy"
+
+
+def test_the_zero_papers_figure_1():
+    # Rajbhandari et al. 2020, Figure 1: 7.5B parameters, 64 GPUs, K = 12 (Adam, fp16 training).
+    gb = [D.bytes_per_gpu(7.5e9, 64, s, "adam", "mixed_bf16_grads").total / GB
+          for s in D.ZERO_STAGES]
+    assert [round(x, 1) for x in gb] == [120.0, 31.4, 16.6, 1.9]
+
+
+def test_notebook_00s_40b_is_zero_3_and_ddp_fits_5b():
+    fits = [D.max_parameters_sharded(8, 80 * GB, s) for s in D.ZERO_STAGES]
+    assert fits[3] == pytest.approx(max_parameters(8, 80 * GB, 16)) == pytest.approx(40e9)
+    assert fits[0] == pytest.approx(5e9)
+    assert fits[1] == pytest.approx(80e9 / 9)
+    assert fits[2] == pytest.approx(80e9 / 5.5)
+
+
+def test_the_largest_model_fills_memory_exactly():
+    for stage in D.ZERO_STAGES:
+        n = D.max_parameters_sharded(16, 40 * GB, stage, "sgd", "mixed")
+        assert D.bytes_per_gpu(n, 16, stage, "sgd", "mixed").total == pytest.approx(40 * GB)
+
+
+# --- what each GPU sends ----------------------------------------------------------------------
+
+def test_ring_collectives():
+    assert D.ring_bytes_per_gpu("all_reduce", 800, 8) == 2 * 7 / 8 * 800
+    assert D.ring_bytes_per_gpu("all_gather", 800, 8) == 7 / 8 * 800
+    assert D.ring_bytes_per_gpu("reduce_scatter", 800, 8) == 7 / 8 * 800
+    assert D.ring_bytes_per_gpu("broadcast", 800, 8) == 800
+    assert all(D.ring_bytes_per_gpu(c, 800, 1) == 0 for c in D.COLLECTIVES)
+    # An all-reduce is a reduce-scatter followed by an all-gather.
+    assert D.ring_bytes_per_gpu("all_reduce", 96, 4) == (
+        D.ring_bytes_per_gpu("reduce_scatter", 96, 4) + D.ring_bytes_per_gpu("all_gather", 96, 4))
+
+
+@pytest.mark.parametrize("precision", D.PRECISIONS)
+def test_zero_1_and_2_send_what_ddp_sends_and_zero_3_half_again(precision):
+    sent = [D.communication_bytes_per_gpu(1e9, 8, s, precision) for s in D.ZERO_STAGES]
+    if precision != "mixed":  # gradients and weights travel in the same dtype
+        assert sent[1] == pytest.approx(sent[0]) and sent[2] == pytest.approx(sent[0])
+        assert sent[3] == pytest.approx(1.5 * sent[0])
+    assert sent[1] == sent[2]
+
+
+def test_links_are_half_their_bidirectional_datasheet_figure():
+    assert lookup_link("NVLink 4").bandwidth == 450e9
+    assert lookup_link("infiniband ndr").bandwidth == 50e9
+    assert lookup_link("PCIe Gen5 x16").bandwidth == 64e9
+    assert all(link.source for link in LINKS.values())
+    with pytest.raises(UnknownLinkError, match="NVLink 4"):
+        lookup_link("NVLink 9")
+    assert D.communication_seconds(50e9, "InfiniBand NDR") == 1.0
+
+
+def test_step_time_hides_ddp_exactly_at_the_critical_tokens():
+    flops = peak_flops("H100 SXM", "bf16") * 0.5
+    critical = D.ring_bytes_per_gpu("all_reduce", 2, 8) / 50e9 * flops / 4
+    below = D.step_time(1e9, critical * 0.9, 8, 0, "InfiniBand NDR")
+    above = D.step_time(1e9, critical * 1.1, 8, 0, "InfiniBand NDR")
+    assert below.exposed > 0 and above.exposed == 0
+    at = D.step_time(1e9, critical, 8, 0, "InfiniBand NDR")
+    assert at.communication["backward"] == pytest.approx(at.compute["backward"])
+    assert at.total == pytest.approx(6e9 * critical / flops + at.exposed)
+
+
+# --- real process groups ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runs():
+    return {n: D.measure_strategies(n, config=CONFIG) for n in (2, 4)}
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+@pytest.mark.parametrize("strategy", D.STRATEGIES)
+def test_each_ranks_bytes_equal_the_formula(runs, world_size, strategy):
+    run = runs[world_size][strategy]
+    predicted = D.predicted_rank_bytes(strategy, CONFIG, world_size)
+    for measured, p in zip(run.ranks, predicted, strict=True):
+        assert measured["weights"] == p.weights
+        assert measured["gradients"] == p.gradients
+        assert measured["optimizer_state"] == p.optimizer_state
+        # AdamW's step counter: one 4-byte tensor per parameter tensor this rank updates.
+        tensors = 5 if strategy != "zero1" else None
+        if tensors:
+            assert measured["step_counters"] == 4 * tensors
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_zero_1_shards_whole_tensors_and_averages_to_the_formula(runs, world_size):
+    run = runs[world_size]["zero1"]
+    owned = [r["owned_parameters"] for r in run.ranks]
+    numels = [64 * 64] * 4 + [64]
+    assert owned == [sum(o) for o in D.zero_partition(numels, world_size)]
+    assert sum(owned) == P
+    mean_state = sum(r["optimizer_state"] for r in run.ranks) / world_size
+    assert mean_state == D.bytes_per_gpu(P, world_size, 1).optimizer_state
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+@pytest.mark.parametrize("strategy", D.STRATEGIES)
+def test_observed_collectives_equal_the_formula(runs, world_size, strategy):
+    run = runs[world_size][strategy]
+    expected = D.payload_by_kind(D.expected_collectives(strategy, P))
+    for rank in range(world_size):
+        assert D.payload_by_kind(run.collectives(rank)) == expected
+
+
+def test_fsdp_step_is_the_zero_papers_stage_3():
+    assert D.expected_collectives("fsdp", P) == D.step_collectives(P, 3)
+    assert D.expected_collectives("ddp", P) == D.step_collectives(P, 0)
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_ddp_broadcasts_rank_0s_weights_once_at_setup(runs, world_size):
+    setup = [D.Collective(*c) for c in runs[world_size]["ddp"].ranks[0]["setup_collectives"]]
+    assert sum(c.payload_bytes for c in setup if c.kind == "broadcast") >= 4 * P
+    assert runs[world_size]["fsdp"].ranks[0]["setup_collectives"] == []
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+@pytest.mark.parametrize("strategy", D.STRATEGIES)
+def test_distributed_weights_equal_single_process_weights(runs, world_size, strategy):
+    # Same global batch, same AdamW: only the order of float32 sums differs.
+    assert runs[world_size][strategy].max_weight_difference < 1e-6
+
+
+def test_the_weights_moved_far_more_than_the_tolerance():
+    model, _, _ = D._model_and_data(CONFIG)
+    trained = D.train_single_process(CONFIG)
+    moved = max((a - b).abs().max().item() for a, b in zip(trained, model.parameters()))
+    assert moved > 1e-2
+
+
+def test_collective_log_counts_what_comm_debug_mode_counts():
+    counts = D.run_on_ranks(_count_both_ways, 2, timeout=60)
+    assert counts[0][0] == counts[0][1] == 4
+
+
+def _count_both_ways(rank, world_size):
+    from torch.distributed.tensor.debug import CommDebugMode
+
+    log, debug = D.CollectiveLog(), CommDebugMode()
+    with debug, log:
+        t = torch.ones(8)
+        torch.distributed.all_reduce(t)
+        torch.distributed.broadcast(t, src=0)
+        out = torch.empty(8 * world_size)
+        torch.distributed.all_gather_into_tensor(out, t)
+        torch.distributed.reduce_scatter_tensor(t, out)
+    return len(log.calls), debug.get_total_counts()
+
+
+# --- failures end the group with a clear error ------------------------------------------------
+
+def test_a_rank_that_raises_is_named():
+    start = time.monotonic()
+    with pytest.raises(D.DistributedRunError, match=r"rank 1 of 2 raised .*ValueError.*told to"):
+        D.run_on_ranks(D.all_reduce_rank_ids, 2, -1, 1, timeout=10)
+    assert time.monotonic() - start < 10
+    assert D.leftover_workers() == []
+
+
+def test_a_hung_collective_fails_within_the_timeout():
+    start = time.monotonic()
+    with pytest.raises(D.DistributedRunError, match="Timed out"):
+        D.run_on_ranks(D.all_reduce_rank_ids, 2, 1, -1, timeout=3)
+    assert time.monotonic() - start < 3 + 1
+    assert D.leftover_workers() == []
+
+
+def test_the_group_sums_rank_ids_and_leaves_nothing_behind():
+    assert D.run_on_ranks(D.all_reduce_rank_ids, 4) == [6.0] * 4
+    assert D.leftover_workers() == []
+
+
+def test_spawn_works_too():  # macOS and Windows start every rank this way
+    assert D.run_on_ranks(D.all_reduce_rank_ids, 2, start_method="spawn") == [1.0, 1.0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_no_process_outlives_the_program_that_started_the_group():
+    marker = f"COURSE_STRAY_CHECK={uuid.uuid4().hex}"
+    script = textwrap.dedent("""
+        from lecture_utils import distributed as D
+
+        if __name__ == "__main__":
+            assert D.run_on_ranks(D.all_reduce_rank_ids, 2) == [1.0, 1.0]
+            for args in ((-1, 1), (1, -1)):  # a rank that raises, a rank that hangs
+                try:
+                    D.run_on_ranks(D.all_reduce_rank_ids, 2, *args, timeout=1.5)
+                except D.DistributedRunError:
+                    pass
+            assert D.leftover_workers() == []
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), marker.split("=")[0]: marker.split("=")[1]}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    deadline = time.monotonic() + 5  # the fork server exits when it sees its parent gone
+    while (strays := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert strays == []
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # exited meanwhile, or not ours to read
+                pass
+    return found
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: D.bytes_per_gpu(1e9, 8, 4), ValueError, "zero_stage must be one of"),
+    (lambda: D.bytes_per_gpu(1e9, 8, True), ValueError, "zero_stage"),
+    (lambda: D.bytes_per_gpu(1e9, 0, 1), ValueError, "num_gpus must be >= 1"),
+    (lambda: D.bytes_per_gpu(1e9, 8.0, 1), TypeError, "num_gpus must be an int"),
+    (lambda: D.bytes_per_gpu(-1, 8, 1), ValueError, "num_parameters"),
+    (lambda: D.bytes_per_gpu(1e9, 8, 1, "adamx"), ValueError, "unknown optimizer"),
+    (lambda: D.bytes_per_gpu(1e9, 8, 1, precision="bf16"), ValueError, "unknown precision"),
+    (lambda: D.max_parameters_sharded(8, 0, 1), ValueError, "memory_per_gpu"),
+    (lambda: D.ring_bytes_per_gpu("allreduce", 1, 2), ValueError, "unknown collective"),
+    (lambda: D.ring_bytes_per_gpu("all_reduce", math.nan, 2), ValueError, "payload_bytes"),
+    (lambda: D.communication_seconds(1, "ethernet"), KeyError, "no interconnect"),
+    (lambda: D.step_time(1e9, 1e3, 8, 0, "NVLink 4", mfu=1.5), ValueError, "at most 1"),
+    (lambda: D.step_time(1e9, 0, 8, 0, "NVLink 4"), ValueError, "tokens_per_gpu"),
+    (lambda: D.TrainConfig(dim=0), ValueError, "dim must be >= 1"),
+    (lambda: D.TrainConfig(lr=-1.0), ValueError, "lr"),
+    (lambda: D.TrainConfig(seed=-1), ValueError, "seed"),
+    (lambda: D.measure_strategies(2, "ddp"), ValueError, "non-empty list"),
+    (lambda: D.measure_strategies(2, ["zero3"]), ValueError, "non-empty list"),
+    (lambda: D.run_on_ranks(lambda r, w: r, 2), ValueError, "top-level function"),
+    (lambda: D.run_on_ranks(print, 0), ValueError, "world_size must be >= 1"),
+    (lambda: D.run_on_ranks(D.all_reduce_rank_ids, 2, timeout=0), ValueError, "timeout"),
+    (lambda: D.run_on_ranks(D.all_reduce_rank_ids, 2, start_method="thread"), ValueError,
+     "start_method"),
+    (lambda: D.run_on_ranks(42, 2), TypeError, "fn must be a function"),
+    (lambda: D.expected_collectives("zero3", 10), ValueError, "unknown strategy"),
+    (lambda: D.zero_partition([1, 2], 0), ValueError, "world_size"),
+])
+def test_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_by_the_rank():
+    with pytest.raises(D.DistributedRunError, match="multiples of world_size"):
+        D.measure_strategies(4, ["ddp"], D.TrainConfig(batch=6))
+
+
+# --- exercises --------------------------------------------------------------------------------
+
+def _answers():
+    flops = peak_flops("H100 SXM", "bf16") * 0.5
+    sent = 2 * 7 / 8 * 7e9 * 2
+    return {
+        1: 13e9 * (4 + 12 / 16) / 1e9,
+        2: 80e9 / (2 + 2 + 12 / 8),
+        3: sent,
+        4: sent / 50e9,
+        5: 2 * 7 / 8 * 2 / 50e9 * flops / 4,
+    }
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_each_exercise_accepts_its_answer_and_three_figures(number):
+    answer = _answers()[number]
+    assert D.EXERCISES.feedback(number, answer).correct is True
+    assert D.EXERCISES.feedback(number, float(f"{answer:.3g}")).correct is True
+    assert D.EXERCISES.feedback(number, None).correct is None
+
+
+@pytest.mark.parametrize("number, mistake, words", [
+    (1, 13e9 * 16 / 1e9, "plain DDP"),
+    (1, 13e9 * 16 / 16 / 1e9, "ZeRO-3"),
+    (2, 80e9 / 9, "fp32 recipe"),
+    (3, 7e9 * 2, "2 (N-1)/N"),
+    (3, 2 * 2 * 7 / 8 * 7e9 * 2, "bf16"),
+    (4, 2 * 7 / 8 * 7e9 * 2 / 450e9, "NVLink"),
+    (4, 2 * 7 / 8 * 7e9 * 2 / 400e9, "bits"),
+    (5, 2 * 7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 6, "backward pass only"),
+])
+def test_typical_mistakes_get_their_hint(number, mistake, words):
+    feedback = D.EXERCISES.feedback(number, mistake)
+    assert feedback.correct is False and words in feedback.message
