@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ from jaxtyping import Float
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lecture_utils.exercises import Exercises, Feedback, check_number
-from lecture_utils.hardware import GB, GPUSpec, LinkSpec, lookup_link, peak_flops
+from lecture_utils.hardware import GB, GPUSpec, LinkSpec, lookup_gpu, lookup_link, peak_flops
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.napkin import (
     BACKWARD_FLOPS_PER_PARAM_TOKEN,
@@ -232,6 +233,30 @@ def step_time(
     return StepTime(compute, communication)
 
 
+def tokens_to_hide_communication(
+    num_parameters: float,
+    num_gpus: int,
+    zero_stage: int,
+    link: str | LinkSpec,
+    gpu: str | GPUSpec = "H100 SXM",
+    mfu: float = 0.5,
+    precision: str = "mixed_bf16_grads",
+) -> float:
+    """Tokens per GPU per step at which each phase's compute just covers its communication.
+
+    Infinite where a collective has no compute to hide behind (ZeRO-1/2's gather after the
+    optimizer step).
+    """
+    one = step_time(num_parameters, 1, num_gpus, zero_stage, link, gpu, mfu, precision)
+    needed = 0.0
+    for phase in PHASES:
+        if one.communication[phase] > 0:
+            if one.compute[phase] == 0:
+                return math.inf
+            needed = max(needed, one.communication[phase] / one.compute[phase])
+    return needed
+
+
 # ---------------------------------------------------------------------------------------------
 # The measurement: real process groups
 # ---------------------------------------------------------------------------------------------
@@ -291,7 +316,7 @@ def run_on_ranks(
             nprocs=world_size, join=False, start_method=method)
         _started.extend(context.processes)
         deadline = time.monotonic() + timeout
-        while not _join_some(context, fn, world_size):
+        while not _join_some(context, fn, world_size, workdir):
             if time.monotonic() > deadline:
                 stuck = [r for r, p in enumerate(context.processes) if p.is_alive()]
                 raise DistributedRunError(
@@ -335,20 +360,34 @@ def leftover_workers() -> list[int]:
     return [p.pid for p in _started if p.is_alive()]
 
 
-def _join_some(context: Any, fn: Callable[..., Any], world_size: int) -> bool:
+def _join_some(context: Any, fn: Callable[..., Any], world_size: int, workdir: Path) -> bool:
     """Wait briefly for the ranks; True when all exited cleanly. Raises if one failed."""
     try:
         return context.join(timeout=0.05)
-    except torch.multiprocessing.ProcessRaisedException as e:
-        lines = [line for line in str(e).strip().splitlines() if line.strip()]
-        raise DistributedRunError(
-            f"rank {e.error_index} of {world_size} raised in {fn.__name__}: {lines[-1].strip()}"
-        ) from e
     except torch.multiprocessing.ProcessExitedException as e:
-        raise DistributedRunError(
-            f"rank {e.error_index} of {world_size} died in {fn.__name__} "
-            f"(exit code {e.exit_code}{', signal ' + e.signal_name if e.signal_name else ''})"
-        ) from e
+        if not list(workdir.glob("rank*.error")):  # killed without a Python exception
+            signal = f", signal {e.signal_name}" if e.signal_name else ""
+            raise DistributedRunError(f"rank {e.error_index} of {world_size} died in "
+                                      f"{fn.__name__} (exit code {e.exit_code}{signal})") from e
+        raise _first_failure(fn, world_size, workdir) from e
+    except torch.multiprocessing.ProcessRaisedException as e:
+        raise _first_failure(fn, world_size, workdir) from e
+
+
+def _first_failure(fn: Callable[..., Any], world_size: int, workdir: Path) -> DistributedRunError:
+    """The error of the rank that failed first: the others often fail only because it did."""
+    errors = {}
+    for path in workdir.glob("rank*.error"):
+        when, message = path.read_text().split("\n", 1)
+        errors[int(path.stem.removeprefix("rank"))] = (float(when), message)
+    rank = min(errors, key=lambda r: errors[r][0])
+    text = f"rank {rank} of {world_size} raised in {fn.__name__}: {errors[rank][1]}"
+    if "Timed out" in text:
+        absent = [r for r in range(world_size)
+                  if r not in errors and not (workdir / f"rank{r}.pt").exists()]
+        text += (f". Rank(s) {absent} neither finished nor failed: they never reached the "
+                 "collective the others waited in.")
+    return DistributedRunError(text)
 
 
 def _stop(processes: Iterable[Any]) -> None:
@@ -377,11 +416,22 @@ def _rank_main(rank: int, fn: Callable[..., Any], world_size: int, workdir: str,
                             world_size=world_size, timeout=timedelta(seconds=collective_timeout))
     try:
         result = fn(rank, world_size, *args)
+    except BaseException as e:
+        # When and why this rank failed, for the parent to find the first failure of the group.
+        _write_atomic(Path(workdir) / f"rank{rank}.error",
+                      f"{time.time()!r}\n{type(e).__name__}: {str(e)[:1000]}")
+        raise
     finally:
         dist.destroy_process_group()
     partial = Path(workdir) / f".rank{rank}.pt.partial"
     torch.save(result, partial)
     os.replace(partial, Path(workdir) / f"rank{rank}.pt")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _check_rank_function(fn: Any) -> None:
@@ -484,7 +534,8 @@ class TrainConfig:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
 
 
-def _model_and_data(config: TrainConfig) -> tuple[Cruncher, torch.Tensor, torch.Tensor]:
+def cruncher_and_batch(config: TrainConfig) -> tuple[Cruncher, torch.Tensor, torch.Tensor]:
+    """The seeded Cruncher, inputs (batch, dim) and targets (batch,): the same on every rank."""
     generator = torch.Generator().manual_seed(config.seed)
     model = Cruncher(config.dim, config.num_layers, generator=generator)
     x = torch.randn(config.batch, config.dim, generator=generator)
@@ -494,7 +545,7 @@ def _model_and_data(config: TrainConfig) -> tuple[Cruncher, torch.Tensor, torch.
 
 def train_single_process(config: TrainConfig) -> list[Float[torch.Tensor, "*shape"]]:
     """Train the Cruncher on the whole batch in this process; its weights after config.steps."""
-    model, x, y = _model_and_data(config)
+    model, x, y = cruncher_and_batch(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     for _ in range(config.steps):
         optimizer.zero_grad()
@@ -546,12 +597,12 @@ def _train_one_strategy(rank: int, world_size: int, strategy: str, config: Train
     if config.batch % world_size or config.dim % world_size:
         raise ValueError(f"batch ({config.batch}) and dim ({config.dim}) must be multiples of "
                          f"world_size ({world_size}): each rank takes an equal share")
-    model, x, y = _model_and_data(config)  # the same seed: every rank starts identical
+    model, x, y = cruncher_and_batch(config)  # the same seed: every rank starts identical
     rows = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)
     x, y = x[rows], y[rows]
     setup = CollectiveLog()
     with setup:
-        net, optimizer = _wrap(model, strategy, config.lr)
+        net, optimizer = wrap_for_strategy(model, strategy, config.lr)
     for step in range(config.steps):
         log = CollectiveLog() if step == config.steps - 1 else contextlib.nullcontext(None)
         with log as watching:
@@ -579,8 +630,10 @@ def _train_one_strategy(rank: int, world_size: int, strategy: str, config: Train
     }
 
 
-def _wrap(model: Cruncher, strategy: str, lr: float) -> tuple[torch.nn.Module, Any]:
-    """The model and optimizer of one strategy (imports kept here: the kernel never needs them)."""
+def wrap_for_strategy(
+    model: Cruncher, strategy: str, lr: float
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model and AdamW optimizer of one data-parallel strategy, on this rank."""
     if strategy in ("ddp", "zero1"):
         from torch.nn.parallel import DistributedDataParallel
 
@@ -654,6 +707,23 @@ def predicted_rank_bytes(strategy: str, config: TrainConfig, world_size: int) ->
     return [bytes_per_gpu(total, world_size, stage)] * world_size
 
 
+def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]:
+    """The collectives of one fp32 step of `strategy`, as PyTorch's implementation issues them."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    full = 4 * num_parameters  # fp32 weights and gradients
+    if strategy == "ddp":
+        return step_collectives(num_parameters, 0)
+    if strategy == "zero1":
+        # ZeroRedundancyOptimizer keeps DDP's all-reduce (every rank gets every summed gradient,
+        # then ignores most of it), then each rank broadcasts the shard it updated.
+        return [Collective("all_reduce", "backward", full), Collective("broadcast", "step", full)]
+    if strategy == "fsdp":
+        return step_collectives(num_parameters, 3)
+    # Kept gathered after the forward: no second all-gather in the backward.
+    return [Collective("all_gather", "forward", full), Collective("reduce_scatter", "backward", full)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Checks that keep the helpers honest
 # ---------------------------------------------------------------------------------------------
@@ -687,25 +757,8 @@ def _check_precision(precision: Any) -> None:
 
 
 
-def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]:
-    """The collectives of one fp32 step of `strategy`, as PyTorch's implementation issues them."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
-    full = 4 * num_parameters  # fp32 weights and gradients
-    if strategy == "ddp":
-        return step_collectives(num_parameters, 0)
-    if strategy == "zero1":
-        # ZeroRedundancyOptimizer keeps DDP's all-reduce (every rank gets every summed gradient,
-        # then ignores most of it), then each rank broadcasts the shard it updated.
-        return [Collective("all_reduce", "backward", full), Collective("broadcast", "step", full)]
-    if strategy == "fsdp":
-        return step_collectives(num_parameters, 3)
-    # Kept gathered after the forward: no second all-gather in the backward.
-    return [Collective("all_gather", "forward", full), Collective("reduce_scatter", "backward", full)]
-
-
 # ---------------------------------------------------------------------------------------------
-# Tables and a figure for the notebook
+# Tables and figures for the notebook
 # ---------------------------------------------------------------------------------------------
 
 def format_stage_table(
@@ -805,13 +858,50 @@ def plot_max_parameters_vs_gpus(
                 for n in gpus]
         ax.plot(gpus, fits, marker="o", label=STAGE_NAMES[stage])
     ax.axvline(8, color="gray", linestyle=":", linewidth=1.5)
-    ax.text(8 * 1.1, ax.get_ylim()[0] * 1.5, "one 8-GPU server", color="gray")
+    ax.text(8 * 1.1, 0.9, "one 8-GPU server", color="gray", transform=ax.get_xaxis_transform())
     ax.set(xscale="log", yscale="log", xlabel="GPUs", ylabel="largest model (B parameters)",
            title=f"Training state that fits in {memory_per_gpu / GB:g} GB per GPU "
-                 f"({optimizer}, {precision}, activations not counted)")
+                 f"({optimizer}, {precision})")
     ax.set_xticks(gpus[::2], [str(n) for n in gpus[::2]])
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", title="activations not counted", title_fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_step_times(
+    num_parameters: float,
+    tokens_per_gpu: float,
+    num_gpus: int,
+    links: Sequence[str] = ("NVLink 4", "InfiniBand NDR"),
+    gpu: str = "H100 SXM",
+    mfu: float = 0.5,
+    precision: str = "mixed_bf16_grads",
+) -> Any:
+    """Figure: each stage's step time on each link, compute and exposed communication stacked."""
+    import matplotlib.pyplot as plt
+
+    memory = lookup_gpu(gpu).memory_bytes if isinstance(gpu, str) else gpu.memory_bytes
+    fig, axes = plt.subplots(1, len(links), figsize=(10, 3.8), sharex=True, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, link in zip(axes, links, strict=True):
+        times = [step_time(num_parameters, tokens_per_gpu, num_gpus, stage, link, gpu, mfu,
+                           precision) for stage in ZERO_STAGES]
+        names = [STAGE_NAMES[stage] for stage in ZERO_STAGES]
+        compute = [sum(t.compute.values()) for t in times]
+        ax.barh(names, compute, color="#0072B2", label="compute")
+        ax.barh(names, [t.exposed for t in times], left=compute, color="#D55E00",
+                label="communication not hidden")
+        for stage in ZERO_STAGES:
+            need = bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
+            if need > memory:  # the time of a run that could not start: say so on its bar
+                ax.text(0.1, stage, f"needs {need / GB:,.0f} GB", va="center",
+                        color="white", fontsize=10)
+        ax.set(title=f"over {link}", xlabel="seconds per step")
+    axes[0].invert_yaxis()  # the axes share y: invert once, so DDP is on top
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=10)
+    fig.suptitle(f"{num_parameters / 1e9:g}B parameters, {tokens_per_gpu:,.0f} tokens per GPU, "
+                 f"{num_gpus} GPUs, MFU {mfu}", fontsize=12)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -880,6 +970,9 @@ def _check_5(answer: float) -> Feedback:
     expected = sent_per_parameter / lookup_link("InfiniBand NDR").bandwidth * flops / 4
     return check_number(answer, expected, rel_tol=1e-2, unit="tokens", hints={
         expected * 4 / 6: "the all-reduce overlaps the backward pass only: 4 N T FLOPs, not 6.",
-        expected * 2: "with MFU 0.5 the GPU delivers half its peak: use 0.5 x 989.5 TFLOP/s.",
-        expected / 2: "use the H100's dense bf16 peak times the MFU, 0.5.",
+        expected * 2: "twice the answer: did you leave out the MFU (0.5), or send 4-byte "
+                      "gradients instead of bf16's 2?",
+        expected / 2: "half the answer: an all-reduce sends 2 (N-1)/N times the gradients "
+                      "(a reduce-scatter, then an all-gather), not (N-1)/N.",
     })
+

@@ -137,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
                      help="fp32; mixed (fp32 master + bf16 copy); mixed_bf16_grads")
     fit.add_argument("--bytes-per-param", type=float, help="override the bytes per parameter")
+    fit.add_argument("--zero-stage", type=int, default=3, choices=(0, 1, 2, 3),
+                     help="what is split over the GPUs: 0 = nothing (plain DDP), 1 = optimizer "
+                          "state, 2 = + gradients, 3 = everything (ZeRO-3/FSDP; the default)")
 
     from lecture_utils.transformer import PRESETS  # imported here: it imports this module
 
@@ -172,12 +175,26 @@ def main(argv: list[str] | None = None) -> None:
             print(describe(cfg, args.batch, seq_len,
                            dtype=args.dtype, gpu=args.gpu))
         else:
+            # Imported here: lecture_utils.distributed imports this module.
+            from lecture_utils.distributed import max_parameters_sharded
+
             memory = args.memory_gb * GB if args.memory_gb else lookup_gpu(args.gpu).memory_bytes
-            per_param = args.bytes_per_param or bytes_per_parameter(
-                args.optimizer, args.precision).total
-            params = max_parameters(args.gpus, memory, per_param)
-            print(f"{args.gpus} x {memory / GB:.0f} GB / {per_param:g} bytes per parameter "
-                  f"-> {params / 1e9:.1f} billion parameters (activations not counted)")
+            stage = args.zero_stage
+            if args.bytes_per_param:
+                if stage in (1, 2):
+                    raise ValueError("--zero-stage 1 or 2 splits some parts of the bytes per "
+                                     "parameter: give --optimizer and --precision instead of "
+                                     "--bytes-per-param")
+                per_param = args.bytes_per_param
+                params = max_parameters(args.gpus if stage == 3 else 1, memory, per_param)
+            else:
+                per_param = bytes_per_parameter(args.optimizer, args.precision).total
+                params = max_parameters_sharded(args.gpus, memory, stage, args.optimizer,
+                                                args.precision)
+            split = ("DDP, nothing split", "ZeRO-1, optimizer state split",
+                     "ZeRO-2, state and gradients split", "ZeRO-3/FSDP, everything split")
+            print(f"{args.gpus} x {memory / GB:.0f} GB, {per_param:g} bytes per parameter "
+                  f"({split[stage]}) -> {params / 1e9:.1f} B parameters, activations not counted")
     except (KeyError, ValueError, TypeError) as e:
         parser.error(str(e))
 

@@ -166,7 +166,7 @@ def test_distributed_weights_equal_single_process_weights(runs, world_size, stra
 
 
 def test_the_weights_moved_far_more_than_the_tolerance():
-    model, _, _ = D._model_and_data(CONFIG)
+    model, _, _ = D.cruncher_and_batch(CONFIG)
     trained = D.train_single_process(CONFIG)
     moved = max((a - b).abs().max().item() for a, b in zip(trained, model.parameters()))
     assert moved > 1e-2
@@ -327,4 +327,24 @@ def test_each_exercise_accepts_its_answer_and_three_figures(number):
 ])
 def test_typical_mistakes_get_their_hint(number, mistake, words):
     feedback = D.EXERCISES.feedback(number, mistake)
+    assert feedback.correct is False and words in feedback.message
+
+
+def test_tokens_to_hide_ddp_is_the_flops_over_bandwidth_ratio():
+    flops = peak_flops("H100 SXM", "bf16") * 0.5
+    tokens = D.tokens_to_hide_communication(70e9, 1024, 0, "InfiniBand NDR")
+    assert tokens == pytest.approx(1023 / 1024 * flops / 50e9)  # independent of the model size
+    assert D.tokens_to_hide_communication(7e9, 1024, 0, "InfiniBand NDR") == pytest.approx(tokens)
+    assert D.tokens_to_hide_communication(70e9, 1024, 1, "InfiniBand NDR") == math.inf
+    at = D.step_time(70e9, tokens, 1024, 0, "InfiniBand NDR")
+    assert at.exposed == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (2 * 7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") / 4, "MFU"),  # the MFU left out
+    (2 * 7 / 8 * 4 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 4, "4-byte"),  # fp32 grads
+    (7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 4, "reduce-scatter"),
+])
+def test_exercise_5s_hints_name_each_mistake(mistake, words):
+    feedback = D.EXERCISES.feedback(5, mistake)
     assert feedback.correct is False and words in feedback.message

@@ -51,9 +51,17 @@ def test_cli(capsys):
     napkin.main(["train-time", "--params", "70e9", "--tokens", "15e12", "--gpus", "1024"])
     assert "143.9 days" in capsys.readouterr().out
     napkin.main(["max-params", "--gpus", "8"])
-    assert "40.0 billion" in capsys.readouterr().out
+    assert "40.0 B parameters" in capsys.readouterr().out
+    napkin.main(["max-params", "--gpus", "8", "--zero-stage", "0"])
+    out = capsys.readouterr().out
+    assert "(DDP, nothing split) -> 5.0 B parameters" in out
+    napkin.main(["max-params", "--gpus", "8", "--zero-stage", "1", "--precision", "mixed_bf16_grads"])
+    assert "(ZeRO-1, optimizer state split) -> 14.5 B" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        napkin.main(["max-params", "--gpus", "8", "--zero-stage", "2", "--bytes-per-param", "12"])
+    assert "give --optimizer and --precision" in capsys.readouterr().err
     napkin.main(["max-params", "--gpus", "8", "--memory-gb", "141", "--optimizer", "sgd"])
-    assert "141.0 billion" in capsys.readouterr().out
+    assert "141.0 B parameters" in capsys.readouterr().out
 
 
 def test_cli_errors_are_usage_errors(capsys):
