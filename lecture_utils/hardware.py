@@ -221,9 +221,10 @@ class LinkSpec:
     note: str = ""
 
 
-# Datasheets quote NVLink and PCIe as the sum of both directions ("900 GB/s"); a ring collective
-# sends and receives at once, so its time is set by one direction: half that figure.
-# InfiniBand is quoted per direction (400 Gb/s = 50 GB/s), one network card per GPU.
+# `bandwidth` is what one GPU's ring collective can use, each way. Datasheets quote NVLink and
+# PCIe as the sum of both directions ("900 GB/s"); a ring sends and receives at once, so its time
+# is set by one direction: half that figure. InfiniBand is quoted per direction (400 Gb/s =
+# 50 GB/s per card); how many cards a ring's server crossings share decides what a GPU gets.
 LINKS: dict[str, LinkSpec] = {
     link.name: link
     for link in [
@@ -254,8 +255,14 @@ LINKS: dict[str, LinkSpec] = {
         ),
         LinkSpec(
             "InfiniBand NDR", 400e9 / 8,
-            "NVIDIA DGX H100 datasheet: 8 x ConnectX-7 at 400 Gb/s, one per GPU",
-            note="between servers: 400 Gb/s = 50 GB/s each way",
+            "NVIDIA ConnectX-7 datasheet: 400 Gb/s per port",
+            note="between servers, one 400 Gb/s card carrying the ring: 50 GB/s each way",
+        ),
+        LinkSpec(
+            "InfiniBand NDR x8", 8 * 400e9 / 8,
+            "NVIDIA DGX H100 datasheet: 8 x ConnectX-7 at 400 Gb/s per 8-GPU server",
+            note="between servers with a card per GPU: a ring leaves each server once, and NCCL "
+                 "spreads its rings over the 8 cards, so each GPU's ring gets 8 x 50 GB/s",
         ),
     ]
 }
