@@ -866,20 +866,18 @@ def format_step_times(
     """Per stage: memory per GPU, bytes sent per step, and seconds of compute vs communication."""
     if isinstance(links, str) or not links:
         raise TypeError(f"links must be a list of link names, got {links!r}")
-    lines = [f"{'stage':>14} | {'GB/GPU':>7} | {'sent/step':>9} | {'compute':>7} | "
-             + " | ".join(f"{link + ' (exposed)':>24}" for link in links)]
+    lines = [f"{'stage':>13} | {'GB/GPU':>6} | {'sent':>6} | {'compute':>7} | "
+             + " | ".join(f"{link:>17}" for link in links)]
     for stage in ZERO_STAGES:
         memory = bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
         sent = communication_bytes_per_gpu(num_parameters, num_gpus, stage, precision)
-        cells = []
-        for link in links:
-            t = step_time(num_parameters, tokens_per_gpu, num_gpus, stage, link, gpu, mfu,
-                          precision)
-            cells.append(f"{sum(t.communication.values()):8.2f} s ({t.exposed:6.2f} s)".rjust(24))
-        compute = sum(step_time(num_parameters, tokens_per_gpu, num_gpus, stage, links[0], gpu,
-                                mfu, precision).compute.values())
-        lines.append(f"{STAGE_NAMES[stage]:>14} | {memory / GB:7.1f} | {sent / GB:6.0f} GB | "
-                     f"{compute:5.2f} s | " + " | ".join(cells))
+        times = [step_time(num_parameters, tokens_per_gpu, num_gpus, stage, link, gpu, mfu,
+                           precision) for link in links]
+        cells = [f"{sum(t.communication.values()):.2f} s ({t.exposed:.2f} s)" for t in times]
+        lines.append(f"{STAGE_NAMES[stage]:>13} | {memory / GB:6.1f} | {sent / GB:3.0f} GB | "
+                     f"{sum(times[0].compute.values()):5.2f} s | "
+                     + " | ".join(f"{c:>17}" for c in cells))
+    lines.append("(communication seconds per step, and in brackets those no compute hides)")
     return "\n".join(lines)
 
 
@@ -934,14 +932,19 @@ def plot_step_times(
         ax.barh(names, compute, color="#0072B2", label="compute")
         ax.barh(names, [t.exposed for t in times], left=compute, color="#D55E00",
                 label="communication not hidden")
-        for stage in ZERO_STAGES:
-            need = bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
-            if need > memory:  # the time of a run that could not start: say so on its bar
-                ax.text(0.1, stage, f"needs {need / GB:,.0f} GB", va="center",
-                        color="white", fontsize=10)
+        # A run whose training state does not fit could not start: hatch its bar.
+        too_big = [bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
+                   > memory for stage in ZERO_STAGES]
+        ax.barh(names, [c if big else 0 for c, big in zip(compute, too_big, strict=True)],
+                color="none", edgecolor="white", hatch="//", linewidth=0,
+                label=f"training state does not fit in {memory / GB:g} GB")
         ax.set(title=f"over {link}", xlabel="seconds per step")
     axes[0].invert_yaxis()  # the axes share y: invert once, so DDP is on top
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=10)
+    from matplotlib.patches import Patch
+
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles[-1] = Patch(facecolor="#0072B2", edgecolor="white", hatch="//")  # visible in the key
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10)
     fig.suptitle(f"{num_parameters / 1e9:g}B parameters, {tokens_per_gpu:,.0f} tokens per GPU, "
                  f"{num_gpus} GPUs, MFU {mfu}", fontsize=12)
     fig.tight_layout(rect=(0, 0.1, 1, 1))

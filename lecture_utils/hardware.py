@@ -236,7 +236,7 @@ LINKS: dict[str, LinkSpec] = {
         LinkSpec(
             "NVLink 4", 450 * GB,
             "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s (both directions)",
-            note="H100 and H200 SXM, within one 8-GPU server",
+            note="H100 and H200 SXM, inside one 8-GPU server",
         ),
         LinkSpec(
             "NVLink 5", 900 * GB,
@@ -256,13 +256,14 @@ LINKS: dict[str, LinkSpec] = {
         LinkSpec(
             "InfiniBand NDR", 400e9 / 8,
             "NVIDIA ConnectX-7 datasheet: 400 Gb/s per port",
-            note="between servers, one 400 Gb/s card carrying the ring: 50 GB/s each way",
+            note="between servers, one 400 Gb/s card carries the ring",
         ),
         LinkSpec(
             "InfiniBand NDR x8", 8 * 400e9 / 8,
             "NVIDIA DGX H100 datasheet: 8 x ConnectX-7 at 400 Gb/s per 8-GPU server",
-            note="between servers with a card per GPU: a ring leaves each server once, and NCCL "
-                 "spreads its rings over the 8 cards, so each GPU's ring gets 8 x 50 GB/s",
+            # A ring leaves each server once, and NCCL spreads its rings over the 8 cards: the
+            # server's crossings share 8 x 50 GB/s, so each GPU's ring gets 400 GB/s.
+            note="between servers, a 400 Gb/s card per GPU (rings spread over 8 cards)",
         ),
     ]
 }
