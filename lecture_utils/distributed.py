@@ -37,11 +37,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lecture_utils.exercises import Exercises, Feedback, check_number
 from lecture_utils.hardware import GB, GPUSpec, LinkSpec, lookup_gpu, lookup_link, peak_flops
-from lecture_utils.models import Cruncher, cruncher_num_parameters
+from lecture_utils.models import Cruncher, _check_size, cruncher_num_parameters
 from lecture_utils.napkin import (
     BACKWARD_FLOPS_PER_PARAM_TOKEN,
     FORWARD_FLOPS_PER_PARAM_TOKEN,
     PRECISIONS,
+    _positive,
     bytes_per_parameter,
 )
 
@@ -94,7 +95,7 @@ def bytes_per_gpu(
 ) -> GPUBytes:
     """Bytes of training state each of `num_gpus` GPUs holds at `zero_stage` (0 = plain DDP)."""
     _positive("num_parameters", num_parameters)
-    _count("num_gpus", num_gpus)
+    _check_size("num_gpus", num_gpus)
     per_param = bytes_per_parameter(optimizer, precision)
     split = sharded_parts(zero_stage, precision)
     return GPUBytes(**{
@@ -133,7 +134,7 @@ def ring_bytes_per_gpu(collective: str, payload_bytes: float, num_gpus: int) -> 
     if collective not in COLLECTIVES:
         raise ValueError(f"unknown collective {collective!r}; use one of {COLLECTIVES}")
     _positive("payload_bytes", payload_bytes, allow_zero=True)
-    _count("num_gpus", num_gpus)
+    _check_size("num_gpus", num_gpus)
     n = num_gpus
     if collective == "all_reduce":  # a reduce-scatter, then an all-gather
         return 2 * (n - 1) / n * payload_bytes
@@ -227,7 +228,7 @@ def step_time(
     Optimistic on purpose: datasheet bandwidth, and perfect overlap within each phase.
     """
     _positive("num_parameters", num_parameters)
-    _count("num_gpus", num_gpus)
+    _check_size("num_gpus", num_gpus)
     _positive("tokens_per_gpu", tokens_per_gpu)
     _positive("mfu", mfu)
     if mfu > 1:
@@ -251,18 +252,10 @@ def tokens_to_hide_communication(
     mfu: float = 0.5,
     precision: str = "mixed_bf16_grads",
 ) -> float:
-    """Tokens per GPU per step at which each phase's compute just covers its communication.
-
-    Infinite where a collective has no compute to hide behind.
-    """
+    """Tokens per GPU per step at which each phase's compute just covers its communication."""
+    # Both grow linearly: one token's compute against the step's fixed communication.
     one = step_time(num_parameters, 1, num_gpus, zero_stage, link, gpu, mfu, precision)
-    needed = 0.0
-    for phase in PHASES:
-        if one.communication[phase] > 0:
-            if one.compute[phase] == 0:
-                return math.inf
-            needed = max(needed, one.communication[phase] / one.compute[phase])
-    return needed
+    return max(one.communication[p] / one.compute[p] for p in ("forward", "backward"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +294,7 @@ def run_on_ranks(
     whole group within `timeout` seconds with a DistributedRunError naming it.
     """
     _check_rank_function(fn)
-    _count("world_size", world_size)
+    _check_size("world_size", world_size)
     _positive("timeout", timeout)
     method = start_method or default_start_method()
     if method not in multiprocessing.get_all_start_methods():
@@ -350,11 +343,10 @@ def run_on_ranks(
 def prepare_workers() -> None:
     """Start the fork server now, so that its imports overlap with other work (Linux only)."""
     if default_start_method() == "forkserver":
-        multiprocessing.set_forkserver_preload(_PRELOAD)
-        multiprocessing.get_context("forkserver")  # the server starts on first use:
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        multiprocessing.set_forkserver_preload(_PRELOAD)
+        forkserver.ensure_running()  # returns at once; the server imports in the background
 
 
 def all_reduce_rank_ids(
@@ -537,12 +529,6 @@ def payload_by_kind(calls: Iterable[Collective]) -> dict[tuple[str, str], int]:
 # ---------------------------------------------------------------------------------------------
 
 STRATEGIES = ("ddp", "zero1", "fsdp", "fsdp_keep_gathered")
-STRATEGY_NAMES = {
-    "ddp": "DDP",
-    "zero1": "DDP + ZeroRedundancyOptimizer (ZeRO-1)",
-    "fsdp": "FSDP2 fully_shard (ZeRO-3)",
-    "fsdp_keep_gathered": "FSDP2, reshard_after_forward=False",
-}
 
 
 @dataclass(frozen=True)
@@ -558,7 +544,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("dim", "num_layers", "batch", "steps"):
-            _count(name, getattr(self, name))
+            _check_size(name, getattr(self, name))
         _positive("lr", self.lr)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
@@ -601,7 +587,7 @@ def zero_partition(numels: Sequence[int], world_size: int) -> list[list[int]]:
     It shards whole tensors, not elements, so the ranks are balanced only as well as the
     tensor sizes allow.
     """
-    _count("world_size", world_size)
+    _check_size("world_size", world_size)
     if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in numels):
         raise ValueError(f"numels must be parameter sizes (ints >= 0), got {list(numels)!r}")
     owned: list[list[int]] = [[] for _ in range(world_size)]
@@ -633,6 +619,7 @@ def _train_one_strategy(rank: int, world_size: int, strategy: str, config: Train
     rows = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)
     x, y = x[rows], y[rows]
     setup = CollectiveLog()
+    setup.phase = "setup"
     with setup:
         net, optimizer = wrap_for_strategy(model, strategy, config.lr)
     for step in range(config.steps):
@@ -767,23 +754,6 @@ def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]
 # Checks that keep the helpers honest
 # ---------------------------------------------------------------------------------------------
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-    return value
-
-
-def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
 def _check_stage(zero_stage: Any) -> None:
     if zero_stage not in ZERO_STAGES or isinstance(zero_stage, bool):
         raise ValueError(f"zero_stage must be one of {ZERO_STAGES} (0 = plain DDP), "
@@ -890,7 +860,7 @@ def plot_max_parameters_vs_gpus(
     """Figure: the largest model whose training state fits, against the number of GPUs."""
     import matplotlib.pyplot as plt
 
-    _count("max_gpus", max_gpus)
+    _check_size("max_gpus", max_gpus)
 
     gpus = [2**k for k in range(int(math.log2(max_gpus)) + 1)]
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -207,8 +207,11 @@ def peak_flops(gpu: str | GPUSpec, dtype: str | torch.dtype) -> float:
     return spec.peak_flops(dtype)
 
 
-class UnknownLinkError(UnknownGPUError):
+class UnknownLinkError(KeyError):
     """No interconnect entry matches this name."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)

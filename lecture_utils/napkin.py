@@ -43,11 +43,12 @@ OPTIMIZER_STATES = {
 PRECISIONS = ("fp32", "mixed", "mixed_bf16_grads")
 
 
-def _positive(name: str, value: float) -> float:
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, "
+                         f"got {value}")
     return value
 
 
