@@ -1,9 +1,18 @@
+import itertools
 import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from lecture_utils import napkin
 from lecture_utils.exercises import CORRECT, UNANSWERED
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_TIME = ["train-time", "--params", "70e9", "--tokens", "15e12", "--gpus", "1024"]
 
 
 def test_lecture_answers():
@@ -48,10 +57,15 @@ def test_wrong_types_and_unknown_gpu():
 
 
 def test_cli(capsys):
-    napkin.main(["train-time", "--params", "70e9", "--tokens", "15e12", "--gpus", "1024"])
-    assert "143.9 days" in capsys.readouterr().out
+    napkin.main(TRAIN_TIME)
+    out = capsys.readouterr().out
+    assert "143.9 days" in out
+    assert "GPU: H100 SXM, dense bf16 peak 989.4 TFLOP/s" in out
+    assert "source: NVIDIA H100 Tensor Core GPU Architecture whitepaper" in out
     napkin.main(["max-params", "--gpus", "8"])
-    assert "40.0 B parameters" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "memory: 8 x H100 SXM (80 GB each, datasheet; --memory-gb to override)" in out
+    assert "16 bytes per parameter, adamw in fp32" in out and "40.0 B parameters" in out
     napkin.main(["max-params", "--gpus", "8", "--zero-stage", "0"])
     out = capsys.readouterr().out
     assert "(DDP, nothing split) -> 5.0 B parameters" in out
@@ -61,7 +75,13 @@ def test_cli(capsys):
         napkin.main(["max-params", "--gpus", "8", "--zero-stage", "2", "--bytes-per-param", "12"])
     assert "give --optimizer and --precision" in capsys.readouterr().err
     napkin.main(["max-params", "--gpus", "8", "--memory-gb", "141", "--optimizer", "sgd"])
-    assert "141.0 B parameters" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "memory: 8 x 141 GB (given by --memory-gb)" in out and "141.0 B parameters" in out
+    napkin.main(["max-params", "--gpus", "8", "--optimizer", "AdaGrad", "--gpu", "a100 80gb"])
+    out = capsys.readouterr().out
+    assert "8 x A100 80GB (80 GB each" in out and "12 bytes per parameter, adagrad" in out
+    napkin.main(["max-params", "--gpus", "8", "--bytes-per-param", "10"])
+    assert "10 bytes per parameter, given by --bytes-per-param" in capsys.readouterr().out
 
 
 def test_cli_errors_are_usage_errors(capsys):
@@ -69,10 +89,111 @@ def test_cli_errors_are_usage_errors(capsys):
         napkin.main(["train-time", "--params", "70e9", "--tokens", "1e12", "--gpus", "8",
                      "--gpu", "TPU"])
     assert exit_info.value.code == 2
-    assert "no datasheet entry for GPU 'TPU'" in capsys.readouterr().err
+    assert "argument --gpu: no GPU named 'TPU'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         napkin.main(["--help"])
     assert "train-time" in capsys.readouterr().out
+
+
+def _usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        napkin.main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--mfu", "1.5", "argument --mfu: must be in (0, 1], got 1.5"),
+    ("--mfu", "0", "argument --mfu: must be in (0, 1], got 0"),
+    ("--mfu", "nan", "argument --mfu: must be a finite number, got nan"),
+    ("--gpus", "0", "argument --gpus: must be a whole number >= 1, got 0"),
+    ("--gpus", "-8", "argument --gpus: must be a whole number >= 1, got -8"),
+    ("--gpus", "8.5", "argument --gpus: must be a whole number >= 1, got 8.5"),
+    ("--params", "0", "argument --params: must be > 0, got 0"),
+    ("--params", "inf", "argument --params: must be a finite number, got inf"),
+    ("--tokens", "lots", "argument --tokens: must be a number such as 8 or 70e9, got 'lots'"),
+    ("--dtype", "fp7", "argument --dtype: unknown dtype 'fp7'; use one of fp64, fp32, tf32"),
+])
+def test_train_time_refuses_bad_values_naming_the_flag(capsys, flag, value, message):
+    # A flag given twice: argparse checks both values and keeps the last.
+    assert message in _usage_error(capsys, [*TRAIN_TIME, flag, value])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--memory-gb", "0"], "argument --memory-gb: must be > 0, got 0"),
+    (["--memory-gb", "-80"], "argument --memory-gb: must be > 0, got -80"),
+    (["--memory-gb", "inf"], "argument --memory-gb: must be a finite number, got inf"),
+    (["--bytes-per-param", "0"], "argument --bytes-per-param: must be > 0, got 0"),
+    (["--optimizer", "lion"], "argument --optimizer: invalid choice: 'lion'"),
+    (["--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
+    (["--gpu", "A100"], "did you mean A100 40GB, A100 80GB"),
+])
+def test_max_params_refuses_bad_values_naming_the_flag(capsys, extra, message):
+    err = _usage_error(capsys, ["max-params", "--gpus", "8", *extra])
+    assert message in err
+    if extra[0] == "--optimizer":
+        assert "adagrad" in err and "sgd" in err  # the valid choices
+
+
+def test_a_missing_dtype_figure_names_the_flags(capsys):
+    err = _usage_error(capsys, [*TRAIN_TIME, "--gpu", "T4"])
+    assert "argument --dtype: T4 has no bf16 figure" in err and "--dtype or --gpu" in err
+
+
+@pytest.mark.parametrize("typo, close", [
+    ("H10 SXM", "did you mean H100 SXM?"),
+    ("A100", "did you mean A100 40GB, A100 80GB"),
+    ("NVIDIA H100 80GB HBM3", "did you mean H100 SXM"),
+])
+def test_gpu_flag_is_exact_and_lists_close_names(capsys, typo, close):
+    err = _usage_error(capsys, [*TRAIN_TIME, "--gpu", typo])
+    assert f"argument --gpu: no GPU named {typo!r}" in err and close in err
+    assert "Known: T4, V100 SXM2 16GB" in err
+
+
+def test_gpu_flag_folds_case_and_spaces(capsys):
+    napkin.main([*TRAIN_TIME, "--gpu", "h100sxm"])
+    assert "1024 x H100 SXM at 50%" in capsys.readouterr().out
+
+
+def test_zero_arithmetic_equals_distributed():
+    from lecture_utils.distributed import max_parameters_sharded
+
+    grid = itertools.product((1, 2, 8, 1024), range(4), napkin.OPTIMIZER_STATES, napkin.PRECISIONS)
+    for gpus, stage, optimizer, precision in grid:
+        assert napkin._max_parameters_zero(gpus, 80e9, stage, optimizer, precision) == (
+            pytest.approx(max_parameters_sharded(gpus, 80e9, stage, optimizer, precision),
+                          rel=1e-12)), (gpus, stage, optimizer, precision)
+
+
+def test_preset_names_equal_transformer_presets():
+    from lecture_utils.transformer import PRESETS
+
+    assert sorted(napkin._PRESET_NAMES) == sorted(PRESETS)
+
+
+def _run_cli(*args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *flags, "-m", "lecture_utils.napkin", *args],
+                          capture_output=True, text=True, check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("args", [TRAIN_TIME, ["max-params", "--gpus", "8"]])
+def test_cli_does_not_import_torch(args):
+    run = _run_cli(*args, flags=("-X", "importtime"))
+    # -X importtime writes one line per module: "import time: self | cumulative | name".
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()}
+    assert "lecture_utils.hardware" in imported  # (napkin itself runs as __main__)
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "numpy", "matplotlib")}
+    assert not heavy, f"the napkin command line imported {sorted(heavy)}"
+
+
+def test_train_time_answers_at_once():
+    seconds = []
+    for _ in range(3):  # the median of 3, so a busy machine does not make it flake
+        start = time.perf_counter()
+        _run_cli(*TRAIN_TIME)
+        seconds.append(time.perf_counter() - start)
+    assert statistics.median(seconds) < 0.5, seconds
 
 
 def test_exercise_checkers():
@@ -83,9 +204,14 @@ def test_exercise_checkers():
     assert ex.feedback(2, expected_days) is CORRECT
     assert "sparsity" in ex.feedback(2, expected_days / 2).message
     assert ex.feedback(3, 4 * 80e9 / 12) is CORRECT
+    physical = ex.feedback(3, 4 * 80 * 2**30 / 12)  # 80 GiB: accepted, and said so
+    assert physical.correct is True and "80 GiB" in physical.message
+    assert "80e9" in physical.message and "both are fine" in physical.message
     assert "AdamW" in ex.feedback(3, 4 * 80e9 / 16).message
-    assert math.isclose(1024 * 989.5e12 * 0.5 / 420e9, 1.2063e6, rel_tol=1e-4)
-    assert ex.feedback(4, 1024 * 989.5e12 * 0.5 / 420e9) is CORRECT
+    assert "AdamW" in ex.feedback(3, 4 * 80 * 2**30 / 16).message  # the same slip, in GiB
+    assert math.isclose(1024 * 989.4e12 * 0.5 / 420e9, 1.2062e6, rel_tol=1e-4)
+    assert ex.feedback(4, 1024 * 989.4e12 * 0.5 / 420e9) is CORRECT
+    assert "dense 989.4 TFLOP/s" in ex.feedback(4, 2 * 1024 * 989.4e12 * 0.5 / 420e9).message
     assert ex.feedback(5, 0.7) is CORRECT
     assert "larger" in ex.feedback(5, 0.175).message
     for n in range(1, 6):
