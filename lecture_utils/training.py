@@ -9,15 +9,19 @@ Units: bytes, tokens, nats (natural-log cross-entropy per token).
 
 from __future__ import annotations
 
+import copy
+import errno
 import hashlib
 import io
 import mmap
 import os
 import pickle
 import random
+import re
 import subprocess
 import tempfile
 import unittest.mock
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TOKENS_PATH = DATA_DIR / "tokens.bin"  # written by data/make_tokens.py
 TOKEN_DTYPE = np.dtype("<u2")  # little-endian uint16, as the script writes it
 VOCAB_SIZE = 256  # byte-level tokens
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: records the optimizer's class and the model's layout
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -67,11 +71,15 @@ def make_generator(seed: int) -> torch.Generator:
     """A CPU generator of its own (for the data order, or the init), apart from the global one."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    # manual_seed also takes negative seeds (it folds them onto the same 2**64 states); one
+    # plain range, as in seed_everything, is easier to reason about.
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def get_rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Every random state (torch CPU/CUDA, NumPy, Python, `generator`) as weights_only types."""
+    """Every random state (torch CPU/CUDA/MPS, NumPy, Python, `generator`) as weights_only types."""
     # torch.load(weights_only=True) accepts tensors, dicts, lists, ints, floats, str and None.
     # NumPy's state holds an ndarray and Python's a tuple of 625 ints: turn both into tensors.
     name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
@@ -79,6 +87,7 @@ def get_rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
     return {
         "torch_cpu": torch.get_rng_state(),
         "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "torch_mps": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,
         "numpy": {
             "bit_generator": str(name),
             "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -103,6 +112,9 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = N
         # A checkpoint from a machine with more GPUs restores the ones present here.
         for index in range(min(len(cuda_states), torch.cuda.device_count())):
             torch.cuda.set_rng_state(cuda_states[index], device=index)
+    mps_state = states.get("torch_mps")  # .get: states saved before MPS was recorded lack it
+    if mps_state is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(mps_state)
     np_state = states["numpy"]
     np.random.set_state(
         (
@@ -184,6 +196,24 @@ def count_windows(num_tokens: int, context_length: int) -> int:
     return max(num_tokens - context_length, 0)
 
 
+def _check_token_array(data: Any) -> None:
+    """Raise unless `data` is a 1-D NumPy array (np.memmap included) of integer token ids."""
+    if isinstance(data, torch.Tensor):
+        raise TypeError(
+            "data must be a NumPy array of tokens, got a torch.Tensor: pass data.numpy() "
+            "(get_batch turns the windows it reads into tensors)"
+        )
+    if not isinstance(data, np.ndarray):
+        raise TypeError(
+            f"data must be a 1-D NumPy array of tokens (load_tokens() gives one), got "
+            f"{type(data).__name__}: convert it with np.asarray(data)"
+        )
+    if data.ndim != 1:
+        raise ValueError(f"data must be a 1-D array of tokens, got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.integer):
+        raise TypeError(f"data must hold integer token ids, got dtype {data.dtype}")
+
+
 def get_batch(
     data: np.ndarray,
     batch_size: int,
@@ -194,8 +224,12 @@ def get_batch(
     """Random windows of `context_length` tokens (inputs) and the same windows shifted by one."""
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("context_length", context_length)
-    if data.ndim != 1:
-        raise ValueError(f"data must be a 1-D array of tokens, got shape {data.shape}")
+    _check_token_array(data)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (make one with make_generator(seed)), "
+            f"got {type(generator).__name__}"
+        )
     if generator.device.type != "cpu":
         raise ValueError("the data generator must live on the CPU (the indices are made there)")
     num_windows = count_windows(len(data), context_length)
@@ -275,6 +309,26 @@ def empirical_entropies(tokens: np.ndarray) -> tuple[float, float]:
 # The model and the loop
 
 
+def _check_token_ids(name: str, tokens: Any, vocab_size: int) -> None:
+    """Raise unless `tokens` is an integer tensor of token ids in [0, vocab_size)."""
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of token ids, got {type(tokens).__name__}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.numel() == 0:
+        return
+    # One reduction and one wait for the device: on a GPU a bad id would otherwise stop the
+    # process with a device-side assert (and an unusable CUDA context), not a readable error.
+    low, high = torch.stack(torch.aminmax(tokens)).tolist()
+    bad = high if high >= vocab_size else low if low < 0 else None
+    if bad is not None:
+        raise ValueError(
+            f"{name} holds token id {bad}, but the vocabulary has {vocab_size} ids "
+            f"(0 to {vocab_size - 1}): check that the tokens were made for vocab_size "
+            f"{vocab_size}"
+        )
+
+
 class ByteModel(nn.Module):
     """Next-byte model: an embedding, the Cruncher's D x D Linear layers, a D -> vocab head.
 
@@ -308,6 +362,7 @@ class ByteModel(nn.Module):
     def forward(
         self, tokens: Int[torch.Tensor, "batch seq"]
     ) -> Float[torch.Tensor, "batch seq vocab"]:
+        _check_token_ids("tokens", tokens, self.embedding.num_embeddings)
         x = self.embedding(tokens)
         for layer in self.layers:
             x = layer(x)
@@ -318,6 +373,12 @@ def next_token_loss(
     logits: Float[torch.Tensor, "batch seq vocab"], targets: Int[torch.Tensor, "batch seq"]
 ) -> Float[torch.Tensor, ""]:
     """Mean cross-entropy of the next-token guesses, in nats per token."""
+    _check_token_ids("targets", targets, logits.shape[-1])
+    if targets.shape != logits.shape[:-1]:  # one target per position that has a guess
+        raise ValueError(
+            f"targets must have shape logits.shape[:-1] = {tuple(logits.shape[:-1])}, "
+            f"got {tuple(targets.shape)}"
+        )
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
@@ -371,32 +432,39 @@ def content_sha256(obj: Any) -> str:
     """SHA-256 over the values in nested dicts/lists/tuples of tensors and Python scalars."""
     digest = hashlib.sha256()
 
-    def visit(x: Any) -> None:
+    def visit(x: Any, where: str) -> None:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().contiguous()
             digest.update(f"tensor{x.dtype}{tuple(x.shape)}".encode())
-            digest.update(x.view(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(x.view(-1).view(torch.uint8).numpy())  # hashed in place, no copy
         elif isinstance(x, dict):
             digest.update(b"dict")
             # Sort by a printable key so int keys (optimizer state) and str keys both work.
             for key in sorted(x, key=lambda k: (type(k).__name__, repr(k))):
                 digest.update(repr(key).encode())
-                visit(x[key])
+                visit(x[key], f"{where}[{key!r}]")
         elif isinstance(x, (list, tuple)):
             digest.update(f"{type(x).__name__}{len(x)}".encode())
-            for item in x:
-                visit(item)
-        elif x is None or isinstance(x, (bool, int, float, str)):
+            for index, item in enumerate(x):
+                visit(item, f"{where}[{index}]")
+        # Exact types: subclasses such as np.float64 or an IntEnum hash like their base class,
+        # but torch.load(weights_only=True) refuses them, so a checkpoint holding one is unloadable.
+        elif x is None or type(x) in (bool, int, float, str):
             digest.update(repr(x).encode())
         else:
-            raise TypeError(f"cannot checksum a {type(x).__name__}: use tensors and scalars")
+            raise TypeError(
+                f"cannot checksum a {type(x).__name__} (at {where or 'the top level'}): use "
+                f"tensors and plain Python scalars (.item() turns a NumPy scalar into one)"
+            )
 
-    visit(obj)
+    visit(obj, "")
     return digest.hexdigest()
 
 
 def _fsync_directory(directory: Path) -> None:
     """Make a rename inside `directory` durable (POSIX; Windows has no directory fsync)."""
+    # A rename changes the directory's entries, not the file's bytes: until the directory itself
+    # is fsynced, a power cut can forget the rename and bring back the old name's file.
     if os.name != "posix":
         return
     fd = os.open(directory, os.O_RDONLY)
@@ -404,6 +472,99 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _qualified_name(cls: type) -> str:
+    """A class's full name, e.g. 'torch.optim.adamw.AdamW'."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _state_layout(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Shape and dtype of every entry of model.state_dict() (parameters and buffers), by name."""
+    return {
+        name: {
+            "shape": list(value.shape) if isinstance(value, torch.Tensor) else None,
+            "dtype": str(value.dtype) if isinstance(value, torch.Tensor) else type(value).__name__,
+        }
+        for name, value in model.state_dict().items()
+    }
+
+
+def _check_argument_types(
+    model: Any, optimizer: Any, data_generator: Any, *, optimizer_may_be_none: bool
+) -> None:
+    """Raise a TypeError naming the argument that is not a Module, Optimizer or Generator."""
+    if not isinstance(model, nn.Module):
+        hint = ": pass the model itself, not its state_dict()" if isinstance(model, dict) else ""
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}")
+    if not (isinstance(optimizer, torch.optim.Optimizer) or
+            (optimizer is None and optimizer_may_be_none)):
+        allowed = "a torch.optim.Optimizer" + (" or None" if optimizer_may_be_none else "")
+        raise TypeError(f"optimizer must be {allowed}, got {type(optimizer).__name__}")
+    if data_generator is not None and not isinstance(data_generator, torch.Generator):
+        raise TypeError(
+            f"data_generator must be a torch.Generator or None, got {type(data_generator).__name__}"
+        )
+
+
+def _check_save_arguments(
+    path: Path, model: Any, optimizer: Any, step: Any, data_generator: Any
+) -> None:
+    """Raise a clear error for anything save_checkpoint cannot save, before touching any file."""
+    _check_argument_types(model, optimizer, data_generator, optimizer_may_be_none=False)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0 (steps completed), got {step!r}")
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"checkpoint '{path.name}' is a directory, not a checkpoint file: save to a file "
+            f"path, e.g. {path.name}/checkpoint.pt"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"the directory for {path.name} does not exist: create it first")
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete the temp files of earlier saves of `path` that were killed (.NAME.XXXXXXXX.tmp)."""
+    # Only this checkpoint's: mkstemp's random part has no dot, so the temp files of a
+    # checkpoint named "NAME.x" (.NAME.x.XXXXXXXX.tmp) never match.
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+" + re.escape(".tmp"))
+    for entry in path.parent.iterdir():
+        if pattern.fullmatch(entry.name):
+            entry.unlink(missing_ok=True)
+
+
+def _default_file_mode() -> int:
+    """The permission bits open() gives a new file: 0o666 less the bits the umask clears."""
+    # No call only reads the umask: set one and put the old one back at once. The value set in
+    # between is the strictest one, so a file another thread makes meanwhile is private, not
+    # world-writable (as os.umask(0) would make it).
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _create_temp_file(path: Path) -> tuple[int, Path]:
+    """A new, empty temp file beside `path` (open fd and path), with the mode open() would give."""
+    try:
+        # Two processes must never save the same checkpoint at once (one rename would undo the
+        # other), so a temp file of this name is a killed save's leftover, safe to delete.
+        _remove_stale_temp_files(path)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        why = "its file system is read-only" if e.errno == errno.EROFS else "permission denied"
+        raise PermissionError(
+            f"cannot save checkpoint '{path.name}' into directory '{path.parent}': {why}. "
+            f"Choose a writable directory, or fix its permissions"
+        ) from e
+    try:
+        os.chmod(temp_name, _default_file_mode())  # mkstemp makes it 0o600, private to its owner
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp_name)
+        raise
+    return fd, Path(temp_name)
 
 
 def save_checkpoint(
@@ -416,10 +577,7 @@ def save_checkpoint(
 ) -> None:
     """Save model, optimizer, step and all random states atomically: old file or new, never half."""
     path = Path(path)
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an int >= 0 (steps completed), got {step!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the directory for {path.name} does not exist: create it first")
+    _check_save_arguments(path, model, optimizer, step, data_generator)
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "step": step,
@@ -427,13 +585,15 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "rng": get_rng_states(data_generator),
         "extra": {} if extra is None else extra,
+        # What the state belongs to, so that loading can name a mismatch before changing anything.
+        "optimizer_class": _qualified_name(type(optimizer)),
+        "model_layout": _state_layout(model),
     }
     # torch.load does not check tensor bytes (a flipped bit loads silently), so record a digest.
     checkpoint["sha256"] = content_sha256(checkpoint)
     # Write a temporary file in the same directory (a rename is atomic only within one file
     # system), force it to disk, then rename it over the old checkpoint in one step.
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp_path = Path(temp_name)
+    fd, temp_path = _create_temp_file(path)  # and delete those that killed saves left behind
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
@@ -443,17 +603,75 @@ def save_checkpoint(
     except BaseException:
         temp_path.unlink(missing_ok=True)  # the old checkpoint at `path` is untouched
         raise
+    # The rename lives in the directory: without this fsync a power cut can forget it.
     _fsync_directory(path.parent)
+
+
+_CHECKPOINT_KEYS = {
+    "format", "step", "model", "optimizer", "rng", "extra", "optimizer_class", "model_layout",
+    "sha256",
+}
+_ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of every zip archive, and so of every torch.save file
+_RESTART = "Resume from an earlier checkpoint, or start the run again from step 0"
+_DAMAGED = "is truncated or corrupted: torch.load cannot read it as an archive"
+
+
+def _check_is_torch_archive(path: Path) -> None:
+    """Raise a CheckpointError saying what `path` is, unless it is a zip archive from torch.save."""
+    if not path.exists():
+        raise CheckpointError(path, "does not exist", "Check the path, or start from step 0")
+    if path.is_dir():
+        raise CheckpointError(
+            path, "is a directory, not a checkpoint file", "Pass the path of a file inside it"
+        )
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except PermissionError as e:
+        raise CheckpointError(
+            path,
+            "cannot be read: permission denied",
+            "Fix its permissions (chmod u+r), or run as a user allowed to read it",
+        ) from e
+    if not head:
+        raise CheckpointError(path, "is empty (0 bytes): its save never finished", _RESTART)
+    if head[:1] == b"\x80":  # pickle's PROTO opcode: pickle.dump, or torch.save's pre-1.6 format
+        raise CheckpointError(
+            path,
+            "is a plain pickle, not a zip archive: save_checkpoint did not write it",
+            "Check the path. To read this file, use torch.load (with weights_only=True unless "
+            "you made it yourself)",
+        )
+    if not _ZIP_MAGIC.startswith(head):  # (a file cut within these 4 bytes is dealt with below)
+        raise CheckpointError(
+            path,
+            "is not a PyTorch checkpoint (not a zip archive, which torch.save writes)",
+            "Check the path: it points to some other kind of file",
+        )
+    # A zip archive lists its contents at its very end, so a file cut short has no list.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(path, _DAMAGED, _RESTART)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            # Reading it checks its CRC-32, so a damaged pickle is reported as damaged, not as
+            # objects weights_only refuses. (The SHA-256 checks the tensors' bytes later.)
+            if pickles:
+                archive.read(pickles[0])
+    except Exception as e:  # zipfile.BadZipFile (a wrong CRC-32), EOFError, zlib.error, ...
+        raise CheckpointError(path, _DAMAGED, _RESTART) from e
+    if not pickles:  # torch.save always writes its objects' pickle as ARCHIVE/data.pkl
+        raise CheckpointError(
+            path,
+            "is a zip archive, but not one torch.save writes (it holds no data.pkl)",
+            "Check the path: it points to some other kind of file",
+        )
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and verify a checkpoint written by save_checkpoint (weights_only, on the CPU)."""
     path = Path(path)
-    restart = "Resume from an earlier checkpoint, or start the run again from step 0"
-    if not path.exists():
-        raise CheckpointError(path, "does not exist", "Check the path, or start from step 0")
-    if path.stat().st_size == 0:
-        raise CheckpointError(path, "is empty (0 bytes): its save never finished", restart)
+    _check_is_torch_archive(path)  # says what the file is instead, if it is not one
     try:
         # weights_only=True: unpickle tensors and plain containers only, never arbitrary code.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -461,27 +679,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # The messages below stay the same across torch versions; torch's own is chained.
         raise CheckpointError(
             path,
-            "holds objects that torch.load(weights_only=True) refuses to unpickle",
-            "Re-save it with save_checkpoint; load a file with weights_only=False only if you "
-            "made it yourself",
+            "holds objects that torch.load(weights_only=True) refuses to unpickle (save_checkpoint "
+            "writes only tensors and plain values, so it did not write this file)",
+            "Load it with torch.load(weights_only=False) only if you made it yourself, and "
+            "restore its parts by hand",
         ) from e
-    except Exception as e:  # a cut or scrambled zip archive: RuntimeError, EOFError, ...
-        raise CheckpointError(
-            path, "is truncated or corrupted: torch.load cannot read it as an archive", restart
-        ) from e
-    required = {"format", "step", "model", "optimizer", "rng", "extra", "sha256"}
-    if not isinstance(checkpoint, dict) or not required <= checkpoint.keys():
-        missing = sorted(required - set(checkpoint)) if isinstance(checkpoint, dict) else required
+    except Exception as e:  # a damaged archive: RuntimeError, EOFError, ...
+        raise CheckpointError(path, _DAMAGED, _RESTART) from e
+    by_hand = "Load it with torch.load and restore its parts by hand"
+    if not isinstance(checkpoint, dict):
         raise CheckpointError(
             path,
-            f"is not a checkpoint written by save_checkpoint (missing {', '.join(missing)})",
-            "Load it with torch.load and restore its parts by hand",
+            f"is not a checkpoint written by save_checkpoint (it holds a "
+            f"{type(checkpoint).__name__}, not a dict)",
+            by_hand,
         )
-    if checkpoint["format"] != CHECKPOINT_FORMAT:
+    # The format first: a file of another format may well lack keys that this one has.
+    if checkpoint.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
         raise CheckpointError(
             path,
             f"has format {checkpoint['format']}, this code reads format {CHECKPOINT_FORMAT}",
             "Load it with the version of lecture_utils that wrote it",
+        )
+    missing = sorted(_CHECKPOINT_KEYS - checkpoint.keys())
+    if missing:
+        raise CheckpointError(
+            path,
+            f"is not a checkpoint written by save_checkpoint (missing {', '.join(missing)})",
+            by_hand,
         )
     recorded = checkpoint.pop("sha256")
     if content_sha256(checkpoint) != recorded:
@@ -489,9 +714,120 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             path,
             "loads, but its contents do not match the SHA-256 recorded at save time "
             "(some bytes changed on disk)",
-            restart,
+            _RESTART,
         )
     return checkpoint
+
+
+def _a_few(names: list[str], limit: int = 3) -> str:
+    """'a', 'b', 'c' and 4 more: a list short enough for an error message."""
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _model_mismatch(saved: dict[str, Any], model: nn.Module) -> str | None:
+    """How model.state_dict() differs from the layout `saved` records (names, shapes); or None."""
+    here = _state_layout(model)
+    lacks = [name for name in saved if name not in here]
+    extra = [name for name in here if name not in saved]
+    if lacks or extra:
+        differences = []
+        if lacks:
+            differences.append(f"the file holds {_a_few(lacks)}, which this model lacks")
+        if extra:
+            differences.append(f"this model has {_a_few(extra)}, which the file lacks")
+        return "; ".join(differences)
+    parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    for name, entry in here.items():
+        # Only shapes must agree: load_state_dict converts dtypes (a float32 file into a
+        # bfloat16 model, say), which can be meant.
+        if entry["shape"] != saved[name]["shape"]:
+            kind = "parameter" if name in parameters else "buffer"
+            return (
+                f"{kind} '{name}' has shape {tuple(entry['shape'])} here but "
+                f"{tuple(saved[name]['shape'])} in the file"
+            )
+    return None
+
+
+def _optimizer_mismatch(checkpoint: dict[str, Any], optimizer: torch.optim.Optimizer) -> str | None:
+    """How `optimizer` differs from the checkpoint's (class, parameter groups); or None."""
+    saved_class, here_class = checkpoint["optimizer_class"], _qualified_name(type(optimizer))
+    if saved_class != here_class:
+        saved_name, here_name = saved_class.rsplit(".", 1)[-1], here_class.rsplit(".", 1)[-1]
+        if saved_name == here_name:  # two classes of one name: the full names tell them apart
+            saved_name, here_name = saved_class, here_class
+        return f"was saved with optimizer {saved_name}, not {here_name}"
+    saved_groups = checkpoint["optimizer"]["param_groups"]
+    if len(saved_groups) != len(optimizer.param_groups):
+        return (
+            f"holds the state of an optimizer with {len(saved_groups)} parameter group(s), but "
+            f"this optimizer has {len(optimizer.param_groups)}"
+        )
+    for index, (saved, here) in enumerate(zip(saved_groups, optimizer.param_groups)):
+        if len(saved["params"]) != len(here["params"]):
+            return (
+                f"holds {len(saved['params'])} parameters in optimizer parameter group {index}, "
+                f"but this optimizer has {len(here['params'])} there"
+            )
+    return None
+
+
+def _check_checkpoint_fits(
+    path: Path,
+    checkpoint: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    data_generator: torch.Generator | None,
+) -> None:
+    """Raise a CheckpointError naming the first part of `checkpoint` that cannot be restored."""
+    mismatch = _model_mismatch(checkpoint["model_layout"], model)
+    if mismatch is not None:
+        raise CheckpointError(
+            path,
+            f"does not fit this model: {mismatch}",
+            "Build the model with the settings used when it was saved",
+        )
+    mismatch = None if optimizer is None else _optimizer_mismatch(checkpoint, optimizer)
+    if mismatch is not None:
+        raise CheckpointError(
+            path,
+            mismatch,
+            f"Build a {checkpoint['optimizer_class']} over the same parameters as the run that "
+            f"saved it, or pass optimizer=None to restore the rest",
+        )
+    if data_generator is not None and checkpoint["rng"]["data_generator"] is None:
+        raise CheckpointError(
+            path,
+            "holds no data generator state",
+            "Pass data_generator=... to save_checkpoint, or resume without one",
+        )
+
+
+def _snapshot(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None, generator: torch.Generator | None
+) -> dict[str, Any]:
+    """Copies of all that load_checkpoint changes, to put back if restoring fails midway."""
+    # Deep copies, since load_state_dict writes into the model's tensors in place. For a
+    # moment they double the memory the model and optimizer state take.
+    return {
+        "model": copy.deepcopy(model.state_dict()),
+        "optimizer": None if optimizer is None else copy.deepcopy(optimizer.state_dict()),
+        "rng": get_rng_states(generator),
+    }
+
+
+def _restore_snapshot(
+    snapshot: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    generator: torch.Generator | None,
+) -> None:
+    """Put back what _snapshot copied."""
+    model.load_state_dict(snapshot["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(snapshot["optimizer"])
+    set_rng_states(snapshot["rng"], generator)
 
 
 def load_checkpoint(
@@ -500,28 +836,34 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     data_generator: torch.Generator | None = None,
 ) -> int:
-    """Restore a checkpoint into model (and optimizer, RNGs, data generator); the step it holds."""
+    """Restore a checkpoint into model (and optimizer, RNGs, data generator); the step it holds.
+
+    All or nothing: if it raises, the model, optimizer and every random state are unchanged.
+    """
+    _check_argument_types(model, optimizer, data_generator, optimizer_may_be_none=True)
     path = Path(path)
     checkpoint = read_checkpoint(path)
+    _check_checkpoint_fits(path, checkpoint, model, optimizer, data_generator)
+    # Everything was checked, yet load_state_dict can still fail halfway (a custom module's
+    # hook, say): keep copies of the current state to put back.
+    before = _snapshot(model, optimizer, data_generator)
     try:
         model.load_state_dict(checkpoint["model"])
         if optimizer is not None:
             optimizer.load_state_dict(checkpoint["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e:
+        # The global generators (torch, CUDA, MPS, NumPy, Python), and the data order's.
+        set_rng_states(checkpoint["rng"], data_generator)
+    except BaseException as e:
+        _restore_snapshot(before, model, optimizer, data_generator)
+        if not isinstance(e, Exception):
+            raise  # KeyboardInterrupt and the like: state restored, passed on unchanged
+        first_line = (str(e).splitlines() or [""])[0]
         raise CheckpointError(
             path,
-            "does not fit this model or optimizer (different names or shapes of parameters)",
+            f"could not be restored ({type(e).__name__}: {first_line}); the model, optimizer "
+            f"and random states were left as they were",
             "Build the model and optimizer with the settings used when it was saved",
         ) from e
-    set_rng_states(checkpoint["rng"])  # global generators: torch, CUDA, NumPy, Python
-    if data_generator is not None:
-        if checkpoint["rng"]["data_generator"] is None:
-            raise CheckpointError(
-                path,
-                "holds no data generator state",
-                "Pass data_generator=... to save_checkpoint, or resume without one",
-            )
-        data_generator.set_state(checkpoint["rng"]["data_generator"])
     return checkpoint["step"]
 
 

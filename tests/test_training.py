@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.util
 import math
 import os
+import pickle
 import random
 import tempfile
 import unittest.mock
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +101,13 @@ def test_make_generator_is_independent_of_the_global_one():
         make_generator("3")
 
 
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_make_generator_rejects_seeds_out_of_range(seed):
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\), got"):
+        make_generator(seed)
+    assert make_generator(2**64 - 1).initial_seed() == 2**64 - 1  # the whole range is usable
+
+
 def test_rng_states_round_trip_and_are_weights_only_safe(tmp_path):
     generator = make_generator(0)
     torch.rand(5, generator=generator)
@@ -111,6 +122,23 @@ def test_rng_states_round_trip_and_are_weights_only_safe(tmp_path):
     set_rng_states(loaded, fresh)
     again = (_draws(), random.gauss(0, 1), torch.rand(2, generator=fresh))
     assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_mps_random_state_is_saved_and_restored_where_there_is_mps():
+    assert get_rng_states()["torch_mps"] is None  # no MPS here: an empty entry
+    mps_state = torch.arange(8, dtype=torch.uint8)
+    with (
+        unittest.mock.patch.object(torch.backends.mps, "is_available", return_value=True),
+        unittest.mock.patch.object(torch.mps, "get_rng_state", return_value=mps_state),
+        unittest.mock.patch.object(torch.mps, "set_rng_state") as set_mps_state,
+    ):
+        states = get_rng_states()
+        assert torch.equal(states["torch_mps"], mps_state)
+        set_rng_states(states)
+        set_mps_state.assert_called_once_with(mps_state)
+        set_mps_state.reset_mock()
+        set_rng_states({**states, "torch_mps": None})  # saved without MPS: nothing to restore
+        set_mps_state.assert_not_called()
 
 
 def test_set_rng_states_without_saved_generator_state_raises():
@@ -198,6 +226,11 @@ def test_get_batch_shapes_shift_and_determinism():
     ({"context_length": 2.0}, TypeError, "context_length must be an int"),
     ({"context_length": 100}, ValueError, "cannot fill one window"),
     ({"data": np.zeros((4, 4), dtype=TOKEN_DTYPE)}, ValueError, "1-D array"),
+    ({"data": list(range(100))}, TypeError, "data must be a 1-D NumPy array.*got list"),
+    ({"data": torch.arange(100)}, TypeError, r"data must be a NumPy array.*data\.numpy\(\)"),
+    ({"data": np.arange(100.0)}, TypeError, "data must hold integer token ids"),
+    ({"generator": None}, TypeError, "generator must be a torch.Generator.*got NoneType"),
+    ({"generator": 0}, TypeError, "generator must be a torch.Generator.*make_generator"),
 ])
 def test_get_batch_rejects_bad_input(kwargs, error, match):
     args = {"data": np.arange(100, dtype=TOKEN_DTYPE), "batch_size": 2, "context_length": 4,
@@ -264,6 +297,25 @@ def test_byte_model_shapes_parameters_and_init_generator():
         ByteModel(0, 1)
 
 
+@pytest.mark.parametrize("bad_id", [VOCAB_SIZE, -1])
+def test_byte_model_names_a_token_id_outside_the_vocabulary(bad_id):
+    model = ByteModel(4, 0)
+    tokens = torch.tensor([[1, 2, bad_id]])
+    with pytest.raises(ValueError, match=rf"tokens holds token id {bad_id}, but the vocabulary "
+                                         rf"has {VOCAB_SIZE} ids \(0 to {VOCAB_SIZE - 1}\)"):
+        model(tokens)
+    with pytest.raises(TypeError, match="tokens must hold integer token ids, got dtype"):
+        model(torch.zeros(1, 3))
+
+
+def test_next_token_loss_rejects_bad_targets():
+    logits = torch.zeros(2, 3, VOCAB_SIZE)
+    with pytest.raises(ValueError, match=r"targets holds token id 256, but the vocabulary has 256"):
+        next_token_loss(logits, torch.full((2, 3), 256))
+    with pytest.raises(ValueError, match=r"shape logits.shape\[:-1\] = \(2, 3\), got \(3, 2\)"):
+        next_token_loss(logits, torch.zeros(3, 2, dtype=torch.int64))
+
+
 def test_next_token_loss_of_uniform_logits_is_log_vocab():
     logits = torch.zeros(2, 3, VOCAB_SIZE)
     targets = torch.randint(0, VOCAB_SIZE, (2, 3))
@@ -327,10 +379,128 @@ def test_crash_during_save_keeps_the_old_checkpoint(tmp_path):
 
 def test_save_checkpoint_rejects_bad_input(tmp_path):
     model, optimizer, _data_order = _run()
+    path = tmp_path / "c.pt"
     with pytest.raises(ValueError, match="step must be an int >= 0"):
-        save_checkpoint(tmp_path / "c.pt", model, optimizer, -1)
+        save_checkpoint(path, model, optimizer, -1)
     with pytest.raises(FileNotFoundError, match="create it first"):
         save_checkpoint(tmp_path / "no_dir" / "c.pt", model, optimizer, 0)
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got OrderedDict: "
+                                        r"pass the model itself, not its state_dict\(\)"):
+        save_checkpoint(path, model.state_dict(), optimizer, 0)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
+        save_checkpoint(path, model, None, 0)
+    with pytest.raises(TypeError, match="data_generator must be a torch.Generator or None"):
+        save_checkpoint(path, model, optimizer, 0, data_generator=1)
+    with pytest.raises(TypeError, match=r"cannot checksum a float64 \(at \['extra'\]\['lr'\]\)"):
+        save_checkpoint(path, model, optimizer, 0, extra={"lr": np.float64(0.1)})
+    assert list(tmp_path.iterdir()) == []  # each was refused before any file was made
+
+
+def test_load_checkpoint_rejects_bad_arguments(tmp_path):
+    model, optimizer, _ = _run()
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 0)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        load_checkpoint(tmp_path / "c.pt", "model")
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer or None"):
+        load_checkpoint(tmp_path / "c.pt", model, model)
+    with pytest.raises(TypeError, match="data_generator must be a torch.Generator or None"):
+        load_checkpoint(tmp_path / "c.pt", model, optimizer, data_generator=0)
+
+
+def test_a_directory_is_not_a_checkpoint_file(tmp_path):
+    model, optimizer, _ = _run()
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(IsADirectoryError, match="'runs' is a directory, not a checkpoint file"):
+        save_checkpoint(tmp_path / "runs", model, optimizer, 0)
+    with pytest.raises(CheckpointError, match="'runs' is a directory, not a checkpoint file"):
+        load_checkpoint(tmp_path / "runs", model, optimizer)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_save_removes_stale_temp_files_of_this_checkpoint_only(tmp_path):
+    model, optimizer, _ = _run()
+    stale = [".c.pt.abcd1234.tmp", ".c.pt.x_9.tmp"]  # left by saves of c.pt that were killed
+    others = [
+        ".c.pt.x.pt.abcd1234.tmp",  # a temp file of the checkpoint named "c.pt.x.pt"
+        ".d.pt.abcd1234.tmp",  # of d.pt
+        "c.pt.abcd1234.tmp",  # not hidden: not one of save_checkpoint's
+        ".c.pt.abcd1234.tmp.bak",
+        ".c.pt..tmp",
+        "notes.txt",
+    ]
+    for name in stale + others:
+        (tmp_path / name).write_bytes(b"x")
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + ["c.pt"])
+    assert read_checkpoint(tmp_path / "c.pt")["step"] == 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_checkpoint_gets_the_mode_open_would_give(tmp_path):
+    model, optimizer, _ = _run()
+    for umask in (0o022, 0o077, 0o002):
+        old_umask = os.umask(umask)
+        try:
+            save_checkpoint(tmp_path / "c.pt", model, optimizer, 0)  # mkstemp alone: 0o600
+            (tmp_path / f"plain_{umask:o}").write_bytes(b"")  # a file made with open()
+        finally:
+            os.umask(old_umask)
+        mode = (tmp_path / "c.pt").stat().st_mode & 0o777
+        assert mode == 0o666 & ~umask == (tmp_path / f"plain_{umask:o}").stat().st_mode & 0o777
+    assert os.umask(old_umask) == old_umask  # the umask save_checkpoint read was put back
+
+
+def _refusal(path: Path, access: int, target: str, error: OSError):
+    """Real permissions where they apply; a mocked refusal where they do not (root)."""
+    if os.access(path, access):  # root reads and writes anything: play the refusal instead
+        return unittest.mock.patch(target, side_effect=error)
+    return contextlib.nullcontext()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_unwritable_directory_error_names_the_directory(tmp_path):
+    model, optimizer, _ = _run()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    temp_name = str(locked / ".c.pt.abcd1234.tmp")
+    locked.chmod(0o555)
+    try:
+        denied = PermissionError(errno.EACCES, "Permission denied", temp_name)
+        with (
+            _refusal(locked, os.W_OK, "tempfile.mkstemp", denied),
+            pytest.raises(PermissionError) as info,
+        ):
+            save_checkpoint(locked / "c.pt", model, optimizer, 0)
+    finally:
+        locked.chmod(0o755)
+    message = str(info.value)
+    assert f"cannot save checkpoint 'c.pt' into directory '{locked}': permission denied" in message
+    assert "Choose a writable directory, or fix its permissions" in message
+    assert ".tmp" not in message
+    read_only = OSError(errno.EROFS, "Read-only file system", temp_name)
+    with (
+        unittest.mock.patch("tempfile.mkstemp", side_effect=read_only),
+        pytest.raises(PermissionError, match="its file system is read-only"),
+    ):
+        save_checkpoint(locked / "c.pt", model, optimizer, 0)
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_unreadable_checkpoint_says_permission_denied(tmp_path):
+    model, optimizer, _ = _run()
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, optimizer, 0)
+    path.chmod(0)
+    try:
+        denied = PermissionError(errno.EACCES, "Permission denied", str(path))
+        with (
+            _refusal(path, os.R_OK, "lecture_utils.training.open", denied),
+            pytest.raises(CheckpointError, match="'c.pt' cannot be read: permission denied"),
+        ):
+            load_checkpoint(path, model, optimizer)
+    finally:
+        path.chmod(0o644)
 
 
 def test_damaged_checkpoints_raise_clear_errors(tmp_path):
@@ -344,14 +514,30 @@ def test_damaged_checkpoints_raise_clear_errors(tmp_path):
     flipped = bytearray(raw)
     flipped[raw.find(weight) + 1] ^= 0x10
     (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    pickled = bytearray(raw)  # a byte of the pickle itself: the zip's CRC-32 catches it
+    pickled[raw.find(b"model_layout") + 2] ^= 0x01
+    (tmp_path / "bad_pickle.pt").write_bytes(bytes(pickled))
     torch.save({"step": 1}, tmp_path / "foreign.pt")
     torch.save({"numpy": np.zeros(2)}, tmp_path / "unsafe.pt")
+    torch.save({"step": 1}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    with open(tmp_path / "pickled.pt", "wb") as f:
+        pickle.dump({"step": 1}, f)
+    (tmp_path / "random.pt").write_bytes(b"\x13" + np.random.default_rng(0).bytes(1000))
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as archive:
+        archive.writestr("notes/readme.txt", "not a checkpoint")
+    torch.save({"format": 1, "step": 3}, tmp_path / "format_1.pt")
     cases = {
         "cut.pt": "truncated or corrupted",
         "empty.pt": "is empty",
         "flipped.pt": "do not match the SHA-256",
+        "bad_pickle.pt": "truncated or corrupted",
         "foreign.pt": "not a checkpoint written by save_checkpoint",
         "unsafe.pt": "refuses to unpickle",
+        "legacy.pt": "is a plain pickle, not a zip archive: save_checkpoint did not write it",
+        "pickled.pt": "is a plain pickle, not a zip archive: save_checkpoint did not write it",
+        "random.pt": r"is not a PyTorch checkpoint \(not a zip archive",
+        "other.pt": r"is a zip archive, but not one torch.save writes \(it holds no data.pkl\)",
+        "format_1.pt": "has format 1, this code reads format 2",
         "missing.pt": "does not exist",
     }
     for name, problem in cases.items():
@@ -360,6 +546,7 @@ def test_damaged_checkpoints_raise_clear_errors(tmp_path):
         message = str(info.value)
         assert f"'{name}'" in message and str(tmp_path) not in message  # names the file only
         assert info.value.path == tmp_path / name
+        assert "re-save" not in message.lower()  # never advice for a file save_checkpoint wrote
     with pytest.raises(CheckpointError, match="holds no data generator state"):
         load_checkpoint(good, model, optimizer, data_generator=data_order)
     with pytest.raises(CheckpointError, match="does not fit this model"):
@@ -375,14 +562,135 @@ def test_checkpoint_format_is_checked(tmp_path):
         read_checkpoint(path)
 
 
+def test_checkpoint_records_optimizer_class_and_model_layout(tmp_path):
+    model, optimizer, _ = _run()
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 0)
+    contents = read_checkpoint(tmp_path / "c.pt")
+    assert contents["optimizer_class"] == "lecture_utils.optimizers.AdaGrad"
+    assert contents["model_layout"] == {
+        "embedding.weight": {"shape": [VOCAB_SIZE, 8], "dtype": "torch.float32"},
+        "layers.0.weight": {"shape": [8, 8], "dtype": "torch.float32"},
+        "head.weight": {"shape": [8, VOCAB_SIZE], "dtype": "torch.float32"},
+    }
+    norm = torch.nn.BatchNorm1d(3)  # buffers are recorded too
+    save_checkpoint(tmp_path / "n.pt", norm, torch.optim.AdamW(norm.parameters()), 0)
+    contents = read_checkpoint(tmp_path / "n.pt")
+    assert contents["optimizer_class"] == "torch.optim.adamw.AdamW"
+    assert contents["model_layout"]["num_batches_tracked"] == {"shape": [], "dtype": "torch.int64"}
+
+
+def _fingerprint(model, optimizer, generator) -> str:
+    """One digest of the model, the optimizer and every random state: equal means untouched."""
+    return content_sha256({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "rng": get_rng_states(generator)})
+
+
+def _trained_run(init_seed, data_seed):
+    """A run one step in, so that its optimizer has state and its generators have moved."""
+    model, optimizer, data_order = _run(init_seed, data_seed)
+    train(model, optimizer, load_tokens(), data_order, steps=1, **_LOOP)
+    return model, optimizer, data_order
+
+
+class _Buffered(torch.nn.Module):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(2))
+        self.register_buffer("counts", torch.zeros(size))
+
+
+def test_load_names_what_does_not_fit_and_changes_nothing(tmp_path):
+    model, optimizer, data_order = _trained_run(0, 1)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 1)  # no data generator state
+    deep = ByteModel(8, 3)
+    save_checkpoint(tmp_path / "deep.pt", deep, AdaGrad(deep.parameters(), lr=0.1), 1)
+    save_checkpoint(tmp_path / "buffered.pt", _Buffered(3), torch.optim.SGD(
+        _Buffered(3).parameters(), lr=0.1), 0)
+    model, optimizer, data_order = _trained_run(5, 6)
+    embedding, layer, head = model.parameters()
+    renamed = type("AdaGrad", (torch.optim.SGD,), {"__module__": "elsewhere"})
+    cases = [
+        ("c.pt", ByteModel(4, 1), None,
+         r"does not fit this model: parameter 'embedding.weight' has shape \(256, 4\) here but "
+         r"\(256, 8\) in the file"),
+        ("deep.pt", model, None,
+         "does not fit this model: the file holds 'layers.1.weight', 'layers.2.weight', which "
+         "this model lacks"),
+        ("c.pt", ByteModel(8, 5), None,
+         "does not fit this model: this model has 'layers.1.weight', 'layers.2.weight', "
+         "'layers.3.weight' and 1 more, which the file lacks"),
+        ("buffered.pt", _Buffered(4), None,
+         r"buffer 'counts' has shape \(4,\) here but \(3,\) in the file"),
+        ("c.pt", model, torch.optim.SGD(model.parameters(), lr=0.1),
+         r"was saved with optimizer AdaGrad, not SGD\. Build a lecture_utils.optimizers.AdaGrad"),
+        ("c.pt", model, renamed(model.parameters(), lr=0.1),
+         "was saved with optimizer lecture_utils.optimizers.AdaGrad, not elsewhere.AdaGrad"),
+        ("c.pt", model, AdaGrad([{"params": [embedding]}, {"params": [layer, head]}], lr=0.1),
+         r"holds the state of an optimizer with 1 parameter group\(s\), but this optimizer has 2"),
+        ("c.pt", model, AdaGrad([embedding, head], lr=0.1),
+         "holds 3 parameters in optimizer parameter group 0, but this optimizer has 2 there"),
+    ]
+    before = _fingerprint(model, optimizer, data_order)  # after the other models drew their init
+    for name, other_model, other_optimizer, problem in cases:
+        with pytest.raises(CheckpointError, match=problem):
+            load_checkpoint(tmp_path / name, other_model, other_optimizer)
+    # The data generator's state is checked before anything is restored, too.
+    with pytest.raises(CheckpointError, match="holds no data generator state"):
+        load_checkpoint(tmp_path / "c.pt", model, optimizer, data_order)
+    assert _fingerprint(model, optimizer, data_order) == before
+
+
+def _fails_once(fn, before_failing=lambda: None):
+    """`fn`, except that its first call does `before_failing()` and then raises."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            before_failing()
+            raise RuntimeError("a simulated failure halfway through")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def test_load_failing_midway_restores_everything(tmp_path):
+    model, optimizer, data_order = _trained_run(0, 1)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 1, data_order)
+    model, optimizer, data_order = _trained_run(5, 6)
+    before = _fingerprint(model, optimizer, data_order)
+    # The random states fail after the model and the optimizer were loaded, and after the
+    # global torch generator was already changed.
+    failing_rng = _fails_once(set_rng_states, lambda: torch.manual_seed(123))
+    with (
+        unittest.mock.patch("lecture_utils.training.set_rng_states", failing_rng),
+        pytest.raises(CheckpointError, match=r"could not be restored \(RuntimeError: a simulated "
+                                             r"failure halfway through\); the model, optimizer"),
+    ):
+        load_checkpoint(tmp_path / "c.pt", model, optimizer, data_order)
+    assert _fingerprint(model, optimizer, data_order) == before
+    failing_optimizer = _fails_once(optimizer.load_state_dict)
+    with (
+        unittest.mock.patch.object(optimizer, "load_state_dict", failing_optimizer),
+        pytest.raises(CheckpointError, match="could not be restored"),
+    ):
+        load_checkpoint(tmp_path / "c.pt", model, optimizer, data_order)
+    assert _fingerprint(model, optimizer, data_order) == before
+    assert load_checkpoint(tmp_path / "c.pt", model, optimizer, data_order) == 1  # and it works
+    assert _fingerprint(model, optimizer, data_order) != before
+
+
 def test_content_sha256():
     a = {"w": torch.ones(3), 0: [1, 2.5, None, "s", (True,)]}
     assert content_sha256(a) == content_sha256({0: [1, 2.5, None, "s", (True,)],
                                                 "w": torch.ones(3)})
     assert content_sha256(a) != content_sha256({"w": torch.ones(3).double(), 0: a[0]})
     assert content_sha256(torch.zeros(2, dtype=torch.bfloat16))  # dtypes numpy lacks
-    with pytest.raises(TypeError, match="cannot checksum a set"):
+    with pytest.raises(TypeError, match=r"cannot checksum a set \(at \['bad'\]\)"):
         content_sha256({"bad": {1, 2}})
+    # Subclasses hash like their base, but torch.load(weights_only=True) would refuse them.
+    with pytest.raises(TypeError, match=r"cannot checksum a int64 \(at \[0\]\[1\]\)"):
+        content_sha256({0: [1, np.int64(2)]})
 
 
 # ----------------------------------------------------------------------------------------------
