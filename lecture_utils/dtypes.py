@@ -11,7 +11,7 @@ format is small enough (8 and 16 bits) to list them all.
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,12 +31,20 @@ def get_memory_usage(x: torch.Tensor) -> int:
     return x.numel() * x.element_size()
 
 
-def tensor_bytes(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
-    """Bytes a tensor of this shape and dtype would take, computed without allocating it."""
+def _check_shape(shape: object) -> tuple[int, ...]:
+    """`shape` as a tuple, checked to be a sequence of sizes (ints >= 0)."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+        raise TypeError(f"shape must be a sequence of sizes such as (4, 8), got {shape!r}")
     shape = tuple(shape)
     for size in shape:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"a shape holds sizes >= 0, got {shape}")
+    return shape
+
+
+def tensor_bytes(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
+    """Bytes a tensor of this shape and dtype would take, computed without allocating it."""
+    shape = _check_shape(shape)
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype such as torch.bfloat16, got {dtype!r}")
     # A "meta" tensor has a shape and a dtype but no data: nothing is allocated.
@@ -53,12 +61,14 @@ BYTE_UNITS: dict[str, int] = {
 
 def format_bytes(num_bytes: float, unit: str = "GB", digits: int = 2) -> str:
     """`num_bytes` in one named unit: GB means 10^9 bytes and GiB means 2^30 bytes."""
-    if unit not in BYTE_UNITS:
+    if not isinstance(unit, str) or unit not in BYTE_UNITS:
         raise ValueError(f"unknown unit {unit!r}: use one of {', '.join(BYTE_UNITS)}")
     if isinstance(num_bytes, bool) or not isinstance(num_bytes, (int, float)):
         raise TypeError(f"num_bytes must be a number, got {type(num_bytes).__name__}")
     if not math.isfinite(num_bytes) or num_bytes < 0:
         raise ValueError(f"num_bytes must be a finite number >= 0, got {num_bytes}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0 (digits after the point), got {digits!r}")
     return f"{num_bytes / BYTE_UNITS[unit]:.{digits}f} {unit}"
 
 
@@ -94,6 +104,8 @@ _DTYPES_BY_NAME = {name: v for name, v in vars(torch).items() if isinstance(v, t
 
 def dtype_name(dtype: torch.dtype) -> str:
     """The dtype's name without the `torch.` prefix, e.g. 'bfloat16'."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.bfloat16, got {dtype!r}")
     return str(dtype).removeprefix("torch.")
 
 
@@ -106,7 +118,8 @@ def as_float_dtype(dtype: torch.dtype | str) -> torch.dtype:
             raise ValueError(f"unknown dtype name {dtype!r}: use one of {known} (or fp32, bf16...)")
         dtype = _DTYPES_BY_NAME[name]
     if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"expected a torch.dtype such as torch.bfloat16, got {type(dtype).__name__}")
+        raise TypeError(f"dtype: expected a torch.dtype such as torch.bfloat16 (or a name such "
+                        f"as 'bf16'), got {type(dtype).__name__}")
     if not dtype.is_floating_point:
         raise ValueError(
             f"{dtype_name(dtype)} is not a floating-point dtype: torch.finfo describes only "
@@ -125,6 +138,8 @@ def dtype_table(
     dtypes: Sequence[torch.dtype] = FLOAT_DTYPES, shape: Sequence[int] = (4, 8)
 ) -> list[dict[str, object]]:
     """One row per dtype: its name, bits, bytes per element, and bytes of a tensor of `shape`."""
+    _check_dtype_list(dtypes)
+    shape = _check_shape(shape)
     rows = []
     for dtype in dtypes:
         dtype = as_float_dtype(dtype)
@@ -139,10 +154,22 @@ def dtype_table(
     return rows
 
 
+def _check_dtype_list(dtypes: object) -> None:
+    """A list of dtypes, not one dtype or one name (a string would be read letter by letter)."""
+    if isinstance(dtypes, (str, torch.dtype)) or not isinstance(dtypes, Iterable):
+        raise TypeError(f"dtypes must be a list of dtypes, e.g. [torch.bfloat16] or ['bf16'], "
+                        f"got {dtypes!r}")
+
+
 def format_table(rows: Sequence[dict[str, object]]) -> str:
     """Rows of equal keys as a fixed-width text table; floats in 4 significant digits."""
     if not rows:
         raise ValueError("format_table needs at least one row")
+    if isinstance(rows, (str, dict)) or not all(isinstance(row, dict) for row in rows):
+        raise TypeError(f"rows must be a list of dicts (one per row), got {rows!r}")
+    if any(list(row) != list(rows[0]) for row in rows):
+        raise ValueError(f"rows must all have the same keys, in the same order; got "
+                         f"{sorted({tuple(row) for row in rows})}")
 
     def cell(value: object) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -200,6 +227,7 @@ def smallest_subnormal(dtype: torch.dtype | str) -> float:
 
 def finfo_table(dtypes: Sequence[torch.dtype] = LECTURE_DTYPES) -> list[dict[str, object]]:
     """One row per dtype: layout, largest value, smallest normal and subnormal values, eps."""
+    _check_dtype_list(dtypes)
     rows = []
     for dtype in dtypes:
         dtype = as_float_dtype(dtype)
@@ -278,9 +306,17 @@ def spacing(
 # --------------------------------------------------------------------------------------------
 
 
+def _check_increment(increment: object) -> None:
+    if isinstance(increment, bool) or not isinstance(increment, (int, float)):
+        raise TypeError(f"increment must be a number such as 0.01, got {increment!r}")
+    if not math.isfinite(increment):
+        raise ValueError(f"increment must be a finite number, got {increment}")
+
+
 def running_sum(increment: float, steps: int, dtype: torch.dtype | str) -> Float[torch.Tensor, " steps"]:
     """Partial sums of `steps` additions of `increment`, each rounded to `dtype` (float64 out)."""
     dtype = as_float_dtype(dtype)
+    _check_increment(increment)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     total = torch.zeros((), dtype=dtype)
@@ -295,18 +331,21 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype | str) -> Float
 def stall_value(increment: float, dtype: torch.dtype | str) -> float:
     """The power of two at which a running sum of `increment` in `dtype` stops growing.
 
-    Adding `increment` to s changes nothing once the increment is below half the gap between s
-    and its neighbour: the exact sum rounds back to s. The gap doubles at each power of two, so
-    the sum sticks at the first power of two p with increment < spacing(p) / 2.
+    Adding `increment` to s changes nothing once the increment is at most half the gap between
+    s and its neighbour: the exact sum rounds back to s (an exact tie rounds to even, which keeps
+    a power of two). The gap doubles at each power of two, so the sum sticks at the first power
+    of two p with increment <= spacing(p) / 2.
     """
     dtype = as_float_dtype(dtype)
+    _check_increment(increment)
     step = float(torch.tensor(increment, dtype=dtype))
     if not step > 0:
         raise ValueError(f"increment must round to a positive {dtype_name(dtype)}, got {increment}")
     info = torch.finfo(dtype)
-    power = 2.0 ** math.floor(math.log2(info.smallest_normal))
+    # No power of two below the increment can stall the sum (spacing(p) / 2 < p / 2 there).
+    power = 2.0 ** math.floor(math.log2(step))
     while power <= info.max:
-        if step < float(spacing(power, dtype)) / 2:
+        if step <= float(spacing(power, dtype)) / 2:
             return power
         power *= 2
     raise ValueError(f"increment {increment} never stalls below the largest {dtype_name(dtype)}")
@@ -380,6 +419,8 @@ def _check_stall(answer: object) -> object:
 
 def param_bytes_reference(model: torch.nn.Module, dtype: torch.dtype) -> int:
     """Bytes of all of `model`'s parameters if each were stored in `dtype`."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters()) * as_float_dtype(dtype).itemsize
 
 

@@ -267,9 +267,36 @@ def test_running_sum_stalls_where_predicted():
 def test_stall_value():
     assert stall_value(0.001, torch.bfloat16) == 0.5
     assert stall_value(0.01, torch.float32) == 2.0**18
-    assert stall_value(1.0, torch.bfloat16) == 512.0  # spacing 4 there: 1 < 4 / 2
+    assert stall_value(1.0, torch.bfloat16) == 256.0  # spacing 2 there: 1 + 1 ties, rounds to 256
     with pytest.raises(ValueError, match="must round to a positive float16"):
         stall_value(1e-9, torch.float16)
+
+
+def _brute_force_stall(increment, dtype, max_steps=10_000):
+    """Add `increment` in `dtype`, one rounding per addition, until the sum stops changing."""
+    total, step = torch.zeros((), dtype=dtype), torch.tensor(increment, dtype=dtype)
+    for _ in range(max_steps):
+        new = total + step
+        if new == total:
+            return total.item()
+        total = new
+    raise AssertionError(f"no stall within {max_steps} additions of {increment} in {dtype}")
+
+
+# 2^-8 and 2^-9 reach a power of two p where increment == spacing(p) / 2 exactly: the tie rounds
+# to even, which keeps p (with `<` instead of `<=` the rule said 2p). 2^-24 is fp16's smallest
+# subnormal: the sum climbs through the subnormals and ties at 2^-13.
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("increment", [2**-8, 2**-9, 3 * 2**-10, 0.01, 1e-3, 2**-4, 0.1, 2**-24],
+                         ids=["2^-8", "2^-9", "3x2^-10", "0.01", "1e-3", "2^-4", "0.1", "2^-24"])
+def test_stall_value_matches_summing_in_the_dtype(increment, dtype):
+    assert stall_value(increment, dtype) == _brute_force_stall(increment, dtype)
+
+
+def test_stall_value_on_exact_ties():
+    assert stall_value(2**-8, torch.bfloat16) == 1.0  # spacing(1) = 2^-7: 1 + 2^-8 ties to 1
+    assert stall_value(2**-9, torch.bfloat16) == 0.5
+    assert stall_value(2**-8, torch.float16) == 8.0  # spacing(8) = 2^-7
 
 
 def test_running_sum_rejects_bad_steps():
