@@ -31,25 +31,39 @@ MEMORY_HEADROOM = 0.9  # of the free memory: the allocator rounds up and fragmen
 T = TypeVar("T")
 
 
-def parse_device(name: str) -> torch.device:
-    """The device called `name` ("cpu", "cuda", "cuda:1", "mps"), checked to exist here."""
+def as_device(device: torch.device | str) -> torch.device:
+    """`device` as a torch.device, from a name ("cpu", "cuda:1", "mps") or a torch.device; not
+    checked to exist here (parse_device checks)."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a name such as 'cpu' or 'cuda:0', or a torch.device; "
+                        f"got {device!r}")
     try:
-        device = torch.device(name.strip())
-    except (RuntimeError, AttributeError) as e:
-        raise ValueError(f"{name!r} is not a device; use cpu, cuda, cuda:N or mps") from e
+        return torch.device(device.strip())
+    except RuntimeError as e:
+        raise ValueError(f"{device!r} is not a device; use cpu, cuda, cuda:N or mps") from e
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """The device called `name` ("cpu", "cuda", "cuda:1", "mps"), checked to exist here."""
+    device = as_device(name)
+    shown = f"device {name if isinstance(name, str) else str(device)!r}"
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{name!r} asks for CUDA, but CUDA is not available here")
+        raise RuntimeError(f"{shown} asks for CUDA, but CUDA is not available here")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise RuntimeError(f"{name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+        raise RuntimeError(f"{shown}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
                            "numbered from 0")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"{name!r} asks for Apple MPS, but MPS is not available here")
+        raise RuntimeError(f"{shown} asks for Apple MPS, but MPS is not available here")
     return device
 
 
 def supports_dtype(device: torch.device | str, dtype: torch.dtype) -> bool:
     """Whether `device` can multiply matrices of `dtype` (bf16 on Apple MPS needs macOS 14)."""
-    device = torch.device(device)
+    device = as_device(device)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.bfloat16, got {dtype!r}")
     if device.type == "cpu" or dtype in (torch.float32, torch.float64):
         return True
     if dtype == torch.float8_e4m3fn:  # only through torch._scaled_mm: see flops.fp8_matmul_supported
@@ -68,6 +82,11 @@ def get_device(index: int = 0, *, dtypes: tuple[torch.dtype, ...] = ()) -> torch
     A notebook that computes in `dtypes` (say bfloat16) skips a device that cannot, with a
     warning: an older Mac's GPU lacks bf16, and the CPU has every dtype.
     """
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"index must be a GPU number >= 0, got {index!r}")
+    if not isinstance(dtypes, (tuple, list)) or not all(isinstance(d, torch.dtype) for d in dtypes):
+        raise TypeError(f"dtypes must be a tuple of torch dtypes such as (torch.bfloat16,), "
+                        f"got {dtypes!r}")
     forced = os.environ.get(DEVICE_ENV, "").strip()
     if forced:
         try:
@@ -93,7 +112,7 @@ def problem_scale(device: torch.device | None = None) -> str:
         if forced not in SCALES:
             raise ValueError(f"${SCALE_ENV}={forced!r} is not a scale; use one of {SCALES}")
         return forced
-    device = get_device() if device is None else torch.device(device)
+    device = get_device() if device is None else as_device(device)
     # MPS laptops share memory with everything else: keep them on the small problems.
     return "lecture" if device.type == "cuda" else "small"
 
@@ -120,10 +139,17 @@ class Needs:
                        else "")
 
 
+def _check_needs(needs: object) -> None:
+    if not isinstance(needs, Needs):
+        raise TypeError(f"needs must be a Needs(memory_bytes=..., fp32_flops=...), got {needs!r}")
+
+
 def free_gpu_bytes(device: torch.device | str) -> int:
     """Bytes a new tensor can still get on a CUDA device: free in the driver, plus what
     PyTorch's caching allocator holds unused."""
-    device = torch.device(device)
+    device = parse_device(device)
+    if device.type != "cuda":
+        raise ValueError(f"free_gpu_bytes needs a CUDA device, got device {str(device)!r}")
     free, _ = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
@@ -147,9 +173,10 @@ def warm_up_cublas(device: torch.device | str) -> None:
     """Run a tiny matmul forward and backward on a CUDA device, so that cuBLAS's workspaces
     exist before a memory measurement: one per thread, and autograd's backward pass runs on a
     thread of its own (32 MiB each on a Hopper GPU)."""
-    device = torch.device(device)
+    device = as_device(device)
     if device.type != "cuda":
         return
+    parse_device(device)  # a clear error where CUDA is missing
     w = torch.ones(64, 64, device=device, requires_grad=True)
     (torch.ones(64, 64, device=device) @ w).sum().backward()
     torch.cuda.synchronize(device)
@@ -158,9 +185,8 @@ def warm_up_cublas(device: torch.device | str) -> None:
 def lecture_scale_fits(needs: Needs, device: torch.device | str | None = None
                        ) -> tuple[bool, str]:
     """Whether a problem that needs `needs` fits this device at lecture scale, and why."""
-    if not isinstance(needs, Needs):
-        raise TypeError(f"needs must be a Needs(memory_bytes=..., fp32_flops=...), got {needs!r}")
-    device = get_device() if device is None else torch.device(device)
+    _check_needs(needs)
+    device = get_device() if device is None else as_device(device)
     if device.type != "cuda":
         return False, f"no CUDA GPU ({device.type}): the small problem"
     free = free_gpu_bytes(device)
@@ -182,6 +208,8 @@ def by_scale(small: T, lecture: T, device: torch.device | None = None, *,
              needs: Needs | None = None) -> T:
     """The one place that picks a problem size: `lecture` on a GPU it fits (see `needs`),
     `small` on a CPU, on a Mac, or on a GPU too small or too slow for it."""
+    if needs is not None:
+        _check_needs(needs)
     if problem_scale(device) != "lecture":
         return small
     if needs is None or os.environ.get(SCALE_ENV, "").strip():  # $LECTURE_SCALE forces it
@@ -191,6 +219,7 @@ def by_scale(small: T, lecture: T, device: torch.device | None = None, *,
 
 def explain_scale(needs: Needs, device: torch.device | None = None) -> str:
     """One line for a notebook: what the lecture-scale problem needs, and which size runs here."""
+    _check_needs(needs)
     if os.environ.get(SCALE_ENV, "").strip():
         return (f"${SCALE_ENV}={os.environ[SCALE_ENV].strip()} chooses the size here (the "
                 f"lecture-scale problem needs {needs})")
@@ -199,16 +228,21 @@ def explain_scale(needs: Needs, device: torch.device | None = None) -> str:
 
 def synchronize(device: torch.device | str | None = None) -> None:
     """Wait for queued kernels on `device` to finish (a no-op on the CPU)."""
-    device = get_device() if device is None else torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+    device = get_device() if device is None else as_device(device)
+    try:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
+    except (AssertionError, RuntimeError):
+        # Checked only on failure: timing loops call this after every call.
+        parse_device(device)  # says clearly if the device is missing
+        raise
 
 
 def describe_device(device: torch.device | None = None) -> str:
     """A one-line description of `device` for printing (name, and memory on a GPU)."""
-    device = get_device() if device is None else torch.device(device)
+    device = get_device() if device is None else parse_device(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return f"{device}: {props.name}, {props.total_memory / 2**30:.1f} GiB"

@@ -202,6 +202,12 @@ class StepTime:
     compute: dict[str, float]  # forward, backward, step (the optimizer: ~0 FLOPs here)
     communication: dict[str, float]
 
+    def __post_init__(self) -> None:
+        for name in ("compute", "communication"):
+            if not isinstance(getattr(self, name), dict) or set(getattr(self, name)) != set(PHASES):
+                raise ValueError(f"{name} must give seconds for each phase {PHASES}, got "
+                                 f"{getattr(self, name)!r}")
+
     @property
     def exposed(self) -> float:
         """Communication seconds that no compute of the same phase can hide (a lower bound)."""
@@ -519,6 +525,10 @@ class CollectiveLog(TorchDispatchMode):
 def payload_by_kind(calls: Iterable[Collective]) -> dict[tuple[str, str], int]:
     """Total payload bytes of `calls`, by (phase, kind)."""
     totals: dict[tuple[str, str], int] = {}
+    calls = list(calls) if isinstance(calls, Iterable) else calls
+    if not isinstance(calls, list) or not all(isinstance(c, Collective) for c in calls):
+        raise TypeError(f"calls must be a list of Collective, e.g. CollectiveLog().calls, got "
+                        f"{calls!r}")
     for c in calls:
         totals[(c.phase, c.kind)] = totals.get((c.phase, c.kind), 0) + int(c.payload_bytes)
     return totals
@@ -552,6 +562,7 @@ class TrainConfig:
 
 def cruncher_and_batch(config: TrainConfig) -> tuple[Cruncher, torch.Tensor, torch.Tensor]:
     """The seeded Cruncher, inputs (batch, dim) and targets (batch,): the same on every rank."""
+    _check_config(config)
     generator = torch.Generator().manual_seed(config.seed)
     model = Cruncher(config.dim, config.num_layers, generator=generator)
     x = torch.randn(config.batch, config.dim, generator=generator)
@@ -576,6 +587,8 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
     for t in tensors:
         if hasattr(t, "to_local"):  # a DTensor: this rank holds only its local shard
             t = t.to_local()
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensors must hold only tensors, got a {type(t).__name__}")
         storage = t.untyped_storage()
         seen[storage.data_ptr()] = storage.nbytes()
     return sum(seen.values())
@@ -610,8 +623,7 @@ def train_on_rank(
 
 
 def _train_one_strategy(rank: int, world_size: int, strategy: str, config: TrainConfig) -> dict:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    _check_strategy(strategy)
     if config.batch % world_size or config.dim % world_size:
         raise ValueError(f"batch ({config.batch}) and dim ({config.dim}) must be multiples of "
                          f"world_size ({world_size}): each rank takes an equal share")
@@ -653,6 +665,7 @@ def wrap_for_strategy(
     model: Cruncher, strategy: str, lr: float
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """The model and AdamW optimizer of one data-parallel strategy, on this rank."""
+    _check_strategy(strategy)
     if strategy in ("ddp", "zero1"):
         from torch.nn.parallel import DistributedDataParallel
 
@@ -689,6 +702,8 @@ class StrategyRun:
 
     def collectives(self, rank: int = 0) -> list[Collective]:
         """The collectives `rank` called in the last training step."""
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < len(self.ranks):
+            raise ValueError(f"rank must be in 0..{len(self.ranks) - 1}, got {rank!r}")
         return [Collective(*c) for c in self.ranks[rank]["collectives"]]
 
 
@@ -700,9 +715,7 @@ def measure_strategies(
     timeout: float = 60.0,
 ) -> dict[str, StrategyRun]:
     """Train the Cruncher with each strategy on `world_size` ranks; compare with one process."""
-    config = TrainConfig() if config is None else config
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config = TrainConfig() if config is None else _check_config(config)
     unknown = [s for s in strategies if s not in STRATEGIES]
     if isinstance(strategies, str) or unknown or not strategies:
         raise ValueError(f"strategies must be a non-empty list of {STRATEGIES}, got {strategies!r}")
@@ -721,8 +734,8 @@ def measure_strategies(
 
 def predicted_rank_bytes(strategy: str, config: TrainConfig, world_size: int) -> list[GPUBytes]:
     """Each rank's bytes of weights, gradients and AdamW moments, from the formulas (fp32)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    _check_strategy(strategy)
+    _check_config(config)
     numels = [config.dim * config.dim] * config.num_layers + [config.dim]
     total = cruncher_num_parameters(config.dim, config.num_layers)
     if strategy == "zero1":
@@ -735,8 +748,7 @@ def predicted_rank_bytes(strategy: str, config: TrainConfig, world_size: int) ->
 
 def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]:
     """The collectives of one fp32 step of `strategy`, as PyTorch's implementation issues them."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    _check_strategy(strategy)
     full = 4 * num_parameters  # fp32 weights and gradients
     if strategy == "ddp":
         return step_collectives(num_parameters, 0)
@@ -755,9 +767,33 @@ def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]
 # ---------------------------------------------------------------------------------------------
 
 def _check_stage(zero_stage: Any) -> None:
-    if zero_stage not in ZERO_STAGES or isinstance(zero_stage, bool):
+    if not isinstance(zero_stage, int) or isinstance(zero_stage, bool) \
+            or zero_stage not in ZERO_STAGES:
         raise ValueError(f"zero_stage must be one of {ZERO_STAGES} (0 = plain DDP), "
                          f"got {zero_stage!r}")
+
+
+def _check_strategy(strategy: Any) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+
+
+def _check_config(config: Any) -> TrainConfig:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    return config
+
+
+def _check_runs(runs: Any) -> None:
+    if not isinstance(runs, dict) or not all(isinstance(r, StrategyRun) for r in runs.values()):
+        raise TypeError(f"runs must be the dict measure_strategies returns, got "
+                        f"{type(runs).__name__}")
+
+
+def _check_links(links: Any) -> None:
+    if isinstance(links, str) or not isinstance(links, Sequence) or not links:
+        raise TypeError(f"links must be a non-empty list of link names such as "
+                        f"['NVLink 4'], got {links!r}")
 
 
 def _check_precision(precision: Any) -> None:
@@ -791,6 +827,7 @@ def format_stage_table(
 
 def format_rank_bytes(runs: dict[str, StrategyRun], config: TrainConfig) -> str:
     """Each rank's measured bytes next to the formula's, for every strategy in `runs`."""
+    _check_runs(runs)
     lines = [f"{'strategy':>20} {'rank':>4} | {'weights':>8} {'grads':>8} {'AdamW m,v':>9} "
              f"{'steps':>5} | formula: weights, grads, m+v"]
     for strategy, run in runs.items():
@@ -808,6 +845,7 @@ def format_rank_bytes(runs: dict[str, StrategyRun], config: TrainConfig) -> str:
 
 def format_collectives(runs: dict[str, StrategyRun]) -> str:
     """Payload bytes each strategy's step moved, by phase and kind, and bytes sent per rank."""
+    _check_runs(runs)
     lines = [f"{'strategy':>20} | {'phase':>8} {'collective':>14} {'payload':>8} "
              f"{'formula':>8} | sent per rank (ring)"]
     for strategy, run in runs.items():
@@ -834,8 +872,7 @@ def format_step_times(
     precision: str = "mixed_bf16_grads",
 ) -> str:
     """Per stage: memory per GPU, bytes sent per step, and seconds of compute vs communication."""
-    if isinstance(links, str) or not links:
-        raise TypeError(f"links must be a list of link names, got {links!r}")
+    _check_links(links)
     lines = [f"{'stage':>13} | {'GB/GPU':>6} | {'sent':>6} | {'compute':>7} | "
              + " | ".join(f"{link:>17}" for link in links)]
     for stage in ZERO_STAGES:
@@ -891,7 +928,8 @@ def plot_step_times(
     """Figure: each stage's step time on each link, compute and exposed communication stacked."""
     import matplotlib.pyplot as plt
 
-    memory = lookup_gpu(gpu).memory_bytes if isinstance(gpu, str) else gpu.memory_bytes
+    _check_links(links)
+    memory = (gpu if isinstance(gpu, GPUSpec) else lookup_gpu(gpu)).memory_bytes
     fig, axes = plt.subplots(1, len(links), figsize=(10, 3.8), sharex=True, sharey=True)
     axes = np.atleast_1d(axes)
     for ax, link in zip(axes, links, strict=True):

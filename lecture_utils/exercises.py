@@ -51,7 +51,13 @@ def check_number(
     in_unit = f" (in {unit})" if unit else ""
     if isinstance(answer, bool) or not hasattr(answer, "__float__"):
         return wrong(f"expected a number{in_unit}, got {type(answer).__name__}.")
-    value = float(answer)
+    try:
+        value = float(answer)
+    except (TypeError, ValueError, OverflowError):  # a tensor or array of several numbers
+        return wrong(f"expected one number{in_unit}, got a {type(answer).__name__} that is not "
+                     "a single number.")
+    if not math.isfinite(value):
+        return wrong(f"expected a finite number{in_unit}, got {value}.")
     if math.isclose(value, expected, rel_tol=rel_tol):
         return CORRECT
     for typical, hint in (hints or {}).items():
@@ -61,8 +67,8 @@ def check_number(
         return wrong("off by 2^30/10^9: mixing up GB (10^9 bytes) and GiB (2^30 bytes)?")
     if expected and value and math.isclose(value / expected, 1e9 / 2**30, rel_tol=1e-3):
         return wrong("off by 10^9/2^30: mixing up GiB (2^30 bytes) and GB (10^9 bytes)?")
-    if expected and value:
-        ratio = value / expected
+    ratio = value / expected if expected else 0.0
+    if ratio and math.isfinite(ratio):  # a ratio that overflows or underflows says nothing
         exponent = round(math.log10(abs(ratio)))
         if exponent and math.isclose(abs(ratio), 10.0**exponent, rel_tol=1e-3):
             return wrong(f"off by a factor of 10^{exponent}: check your units{in_unit}.")
@@ -71,6 +77,13 @@ def check_number(
         direction = "too large" if ratio > 1 else "too small"
         return wrong(f"{direction} by a factor of {ratio:.3g}; recheck each factor{in_unit}.")
     return wrong(f"expected a different value{in_unit}.")
+
+
+class UnknownExerciseError(KeyError):
+    """A notebook has no exercise of this number."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,10 @@ class Exercises:
 
     def feedback(self, number: int, answer: Any) -> Feedback:
         """The verdict on `answer` for exercise `number`, without printing."""
-        if number not in self.exercises:
+        if isinstance(number, bool) or not isinstance(number, int) or number not in self.exercises:
             known = ", ".join(str(n) for n in sorted(self.exercises))
-            raise KeyError(f"notebook {self.notebook} has no exercise {number} (it has {known})")
+            raise UnknownExerciseError(f"notebook {self.notebook} has no exercise {number!r} "
+                                       f"(it has {known}): pass the exercise's number")
         if answer is None or answer is Ellipsis:
             return UNANSWERED
         try:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lecture_utils.device import get_device, synchronize
+from lecture_utils.device import as_device, get_device, parse_device, synchronize
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.hardware import GPUSpec, lookup_gpu, peak_flops
 from lecture_utils.napkin import SECONDS_PER_DAY
@@ -142,6 +142,8 @@ MIN_BLOCK_SECONDS = 1e-3  # a timed block shorter than this is dominated by time
 
 def time_block(fn: Callable[[], Any], number: int, device: torch.device) -> float:
     """Seconds per call of `number` back-to-back calls of fn(), finished on `device`."""
+    _check_positive_int("number", number)
+    device = parse_device(device)  # a name or a torch.device, checked to exist here
     if device.type == "cuda":
         # CUDA events are timestamps the GPU records in its own queue of work.
         with torch.cuda.device(device):
@@ -178,7 +180,7 @@ def measure_times(
                                or number < 1):
         raise ValueError(f"number (calls per timed block) must be an int >= 1 or None, "
                          f"got {number!r}")
-    device = get_device() if device is None else torch.device(device)
+    device = get_device() if device is None else parse_device(device)
 
     # The first calls pay for one-off work: library initialization, memory allocation,
     # kernel selection, cold caches. None of that is the steady-state cost.
@@ -222,7 +224,7 @@ def time_each_call_cold(
     if not callable(fn):
         raise TypeError(f"need a zero-argument function to time, got {type(fn).__name__}")
     _check_positive_int("calls", calls)
-    device = get_device() if device is None else torch.device(device)
+    device = get_device() if device is None else parse_device(device)
     synchronize(device)  # nothing queued earlier may land in the first call's time
     seconds = []
     for _ in range(calls):
@@ -267,7 +269,7 @@ FP8 = torch.float8_e4m3fn
 
 def fp8_matmul_supported(device: torch.device | str) -> bool:
     """True on a CUDA GPU with fp8 tensor cores (compute capability 8.9 or newer)."""
-    device = torch.device(device)
+    device = as_device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     return torch.cuda.get_device_capability(device) >= (8, 9)
@@ -288,11 +290,18 @@ def scaled_matmul_fp8(
     use_fast_accum=False cuBLAS promotes their partial sums into full fp32 accumulators at
     intervals along k; True skips that promotion: faster, less exact.
     """
+    for name, value in (("a8", a8), ("scale_a", scale_a), ("b8", b8), ("scale_b", scale_b)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor (the scales too: one fp32 number each, as "
+                            f"quantize_fp8 returns), got {type(value).__name__}")
+    if not isinstance(out_dtype, torch.dtype) or not out_dtype.is_floating_point:
+        raise TypeError(f"out_dtype must be a floating torch.dtype such as torch.bfloat16, "
+                        f"got {out_dtype!r}")
     if a8.dtype != FP8 or b8.dtype != FP8:
-        raise TypeError(f"operands must be {FP8} (quantize them first, e.g. with "
+        raise TypeError(f"a8 and b8 must be {FP8} (quantize them first, e.g. with "
                         f"mixed_precision.quantize_fp8), got {a8.dtype} and {b8.dtype}")
     if a8.dim() != 2 or b8.dim() != 2 or a8.shape[1] != b8.shape[0]:
-        raise ValueError(f"need (m x k) @ (k x n), got {tuple(a8.shape)} @ {tuple(b8.shape)}")
+        raise ValueError(f"need (m x n) @ (n x k), got {tuple(a8.shape)} @ {tuple(b8.shape)}")
     if any(size % 16 for size in (*a8.shape, b8.shape[1])):
         raise ValueError(f"fp8 matmul needs every size a multiple of 16, got {tuple(a8.shape)} "
                          f"@ {tuple(b8.shape)}; pad the operands")
@@ -327,7 +336,7 @@ def make_matmul(
     if dtype == FP8 and any(size % 16 for size in (m, n, k)):
         raise ValueError(f"fp8 matmuls need sizes that are multiples of 16, got (m, n, k) = "
                          f"{(m, n, k)}")
-    device = torch.device(device)
+    device = parse_device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     a = torch.randn(m, n, generator=generator, device=device)
     b = torch.randn(n, k, generator=generator, device=device)
@@ -350,6 +359,7 @@ def make_elementwise_add(
     _check_positive_int("n", n)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    device = parse_device(device)
     a = torch.ones(n, n, dtype=dtype, device=device)
     b = torch.ones(n, n, dtype=dtype, device=device)
     out = torch.empty_like(a)
@@ -464,8 +474,9 @@ def _check_add_intensity(answer: Any) -> Any:
     )
 
 
-def _reference_matmul_intensity(m: int, k: int, n: int, dtype_bytes: int) -> float:
-    return 2 * m * k * n / ((m * k + k * n + m * n) * dtype_bytes)
+def _reference_matmul_intensity(m: int, n: int, k: int, dtype_bytes: int) -> float:
+    """FLOP/byte of an (m x n) @ (n x k) matmul whose three matrices cross the bus once."""
+    return 2 * m * n * k / ((m * n + n * k + m * k) * dtype_bytes)
 
 
 @EXERCISES.checker(5, "arithmetic intensity of any matmul")
@@ -474,19 +485,19 @@ def _check_matmul_intensity(fn: Any) -> Any:
         return wrong("pass your function itself, e.g. EXERCISES.check(5, matmul_intensity).")
     cases = [(1, 1, 1, 4), (64, 64, 64, 2), (16384, 32768, 8192, 2), (1, 4096, 4096, 2),
              (4096, 1, 4096, 4)]
-    for m, k, n, dtype_bytes in cases:
-        got = fn(m, k, n, dtype_bytes)
+    for m, n, k, dtype_bytes in cases:
+        got = fn(m, n, k, dtype_bytes)
         if got is None:
             return UNANSWERED
-        expected = _reference_matmul_intensity(m, k, n, dtype_bytes)
+        expected = _reference_matmul_intensity(m, n, k, dtype_bytes)
         if not math.isclose(float(got), expected, rel_tol=1e-9):
             if math.isclose(float(got), expected * dtype_bytes, rel_tol=1e-9):
-                return wrong(f"for {(m, k, n, dtype_bytes)} you return FLOPs per element: "
+                return wrong(f"for {(m, n, k, dtype_bytes)} you return FLOPs per element: "
                              "divide by the bytes per element.")
             if math.isclose(float(got), expected / 2, rel_tol=1e-9):
-                return wrong(f"for {(m, k, n, dtype_bytes)} you count m*k*n FLOPs: it is 2*m*k*n.")
-            return wrong(f"for (m, k, n, dtype_bytes) = {(m, k, n, dtype_bytes)} you return "
-                         f"{got}, expected {expected:.6g}: bytes moved are (m*k + k*n + m*n) "
+                return wrong(f"for {(m, n, k, dtype_bytes)} you count m*n*k FLOPs: it is 2*m*n*k.")
+            return wrong(f"for (m, n, k, dtype_bytes) = {(m, n, k, dtype_bytes)} you return "
+                         f"{got}, expected {expected:.6g}: bytes moved are (m*n + n*k + m*k) "
                          "elements, each read or written once.")
     return CORRECT
 

@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from lecture_utils.device import as_device
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.flops import benchmark, count_flops, matmul_flops
 
@@ -44,6 +45,19 @@ def _check_flag(name: str, value: Any) -> bool:
     return value
 
 
+def _check_vectors(x: Any, w: Any, target: Any) -> None:
+    """x and w: floating vectors of one length; target: a number."""
+    for name, value in (("x", x), ("w", w)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            got = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else repr(value)
+            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
+    if x.ndim != 1 or x.shape != w.shape:
+        raise ValueError(f"x and w must be vectors of one length, got {tuple(x.shape)} and "
+                         f"{tuple(w.shape)}")
+    if isinstance(target, bool) or not isinstance(target, (int, float)):
+        raise TypeError(f"target must be a number, got {target!r}")
+
+
 # --- A gradient by hand -----------------------------------------------------------------------
 
 
@@ -51,9 +65,7 @@ def squared_error_gradient(
     x: Float[torch.Tensor, " dim"], w: Float[torch.Tensor, " dim"], target: float
 ) -> Float[torch.Tensor, " dim"]:
     """d/dw of 0.5 * (x @ w - target)^2, by the chain rule: (x @ w - target) * x."""
-    if x.ndim != 1 or x.shape != w.shape:
-        raise ValueError(f"x and w must be vectors of one length, got {tuple(x.shape)} and "
-                         f"{tuple(w.shape)}")
+    _check_vectors(x, w, target)
     residual = x @ w.detach() - target  # the derivative of 0.5 * r^2 is r ...
     return residual * x  # ... times d(x @ w)/dw = x
 
@@ -142,6 +154,10 @@ def make_two_layer_tensors(
     for name, value in (("B", B), ("D", D), ("K", K)):
         _check_size(name, value)
     _check_flag("input_requires_grad", input_requires_grad)
+    device = as_device(device)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype such as torch.float32, "
+                        f"got {dtype!r}")
     x = torch.randn(B, D, device=device, dtype=dtype).requires_grad_(input_requires_grad)
     # Scaling by 1/sqrt(D) keeps h1 and h2 near unit size, whatever D is.
     w1 = (torch.randn(D, D, device=device, dtype=dtype) / math.sqrt(D)).requires_grad_()
@@ -190,6 +206,8 @@ class _RecordOps(TorchDispatchMode):
 
 def record_ops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[OpRecord]:
     """Every ATen operation fn(*args, **kwargs) runs, with FlopCounterMode's FLOPs for each."""
+    if not callable(fn):
+        raise TypeError(f"fn must be a function for record_ops to run, got {type(fn).__name__}")
     # FlopCounterMode.get_flop_counts() sums by operator type (all aten.mm calls together), so
     # to see matmuls one at a time we read its running total around every single call.
     with FlopCounterMode(display=False) as counter, _RecordOps(counter) as recorder:
@@ -245,6 +263,9 @@ def measure_flops_per_op(
 
 def phase_totals(flops: dict[str, dict[str, int]]) -> dict[str, int]:
     """Total FLOPs per phase of a `two_layer_flops`-style breakdown."""
+    if not isinstance(flops, dict) or not all(isinstance(v, dict) for v in flops.values()):
+        raise TypeError(f"flops must be {{phase: {{matmul name: FLOPs}}}} as two_layer_flops "
+                        f"returns, got {flops!r}")
     return {phase: sum(per_op.values()) for phase, per_op in flops.items()}
 
 
@@ -295,8 +316,11 @@ def plot_flops_breakdown(columns: dict[str, dict[str, int]], unit: int, unit_lab
     """Stacked bars, one per column, one segment per matmul, heights in FLOPs / `unit`."""
     import matplotlib.pyplot as plt
 
-    if unit <= 0:
-        raise ValueError(f"unit must be a positive number of FLOPs, got {unit}")
+    if isinstance(unit, bool) or not isinstance(unit, (int, float)) or not unit > 0:
+        raise ValueError(f"unit must be a positive number of FLOPs, got {unit!r}")
+    if not isinstance(columns, dict) or not columns:
+        raise ValueError(f"columns must be a non-empty dict {{bar label: {{matmul name: FLOPs}}}}, "
+                         f"got {columns!r}")
     fig, ax = plt.subplots(figsize=(9, 5.5))
     tallest = 0.0
     for i, per_op in enumerate(columns.values()):
@@ -403,6 +427,8 @@ def measured_linear_chain_backward_flops(
 ) -> int:
     """Backward FLOPs FlopCounterMode counts for x (batch x dims[0]) @ W1 @ W2 ..., on meta."""
     _check_size("batch", batch)
+    if not isinstance(dims, (list, tuple)):
+        raise TypeError(f"dims must be a list of sizes such as [16, 32, 4], got {dims!r}")
     if len(dims) < 2:
         raise ValueError(f"dims needs an input size and at least one output size, got {dims}")
     for i, d in enumerate(dims):

@@ -156,13 +156,13 @@ GPUS: dict[str, GPUSpec] = {
             "V100 SXM2 16GB", _V100, 16 * GB, 900 * GB,
             "NVIDIA V100 Tensor Core GPU datasheet (SXM2 column; the 16GB and 32GB parts "
             "differ only in memory)",
-            patterns=(r"V100.*16\s*GB",),
+            patterns=(r"\bV100\b.*16\s*GB",),
             note="Volta: no bf16 or tf32 tensor cores.",
         ),
         GPUSpec(
             "V100 SXM2 32GB", _V100, 32 * GB, 900 * GB,
             "NVIDIA V100 Tensor Core GPU datasheet (SXM2 column)",
-            patterns=(r"V100.*32\s*GB",),
+            patterns=(r"\bV100\b.*32\s*GB",),
             note="Volta: no bf16 or tf32 tensor cores.",
         ),
         GPUSpec(
@@ -178,40 +178,40 @@ GPUS: dict[str, GPUSpec] = {
         GPUSpec(
             "A100 40GB", _A100, 40 * GB, 1555 * GB,
             "NVIDIA A100 Tensor Core GPU datasheet (40GB SXM column; fp64 = tensor cores)",
-            sparse_flops=_sparse_double(_A100, *_TC), patterns=(r"A100.*40\s*GB",),
+            sparse_flops=_sparse_double(_A100, *_TC), patterns=(r"\bA100\b.*40\s*GB",),
         ),
         GPUSpec(
             "A100 80GB", _A100, 80 * GB, 2039 * GB,
             "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM column; fp64 = tensor cores)",
-            sparse_flops=_sparse_double(_A100, *_TC), patterns=(r"A100.*80\s*GB",),
+            sparse_flops=_sparse_double(_A100, *_TC), patterns=(r"\bA100\b.*80\s*GB",),
             nvidia_smi_mib=81_920,  # 80 GiB
         ),
         GPUSpec(
             "H100 SXM", _H100_SXM, 80 * GB, 3350 * GB, _H100_WHITEPAPER,
             sparse_flops=_H100_SXM_SPARSE,
-            patterns=(r"H100.*(SXM|HBM3)", r"H100(?!.*(PCIe|NVL))"),
+            patterns=(r"\bH100\b.*(SXM|HBM3)", r"\bH100\b(?!.*(PCIe|NVL))"),
             nvidia_smi_mib=81_559,  # 80 GiB, less 361 MiB the GPU reserves
         ),
         GPUSpec(
             "H100 PCIe", _H100_PCIE, 80 * GB, 2000 * GB,
             "NVIDIA H100 Tensor Core GPU datasheet (PCIe column; fp64 = tensor cores)",
-            sparse_flops=_sparse_double(_H100_PCIE, *_TC), patterns=(r"H100.*PCIe",),
+            sparse_flops=_sparse_double(_H100_PCIE, *_TC), patterns=(r"\bH100\b.*PCIe",),
         ),
         GPUSpec(
             "H200", _H100_SXM, 141 * GB, 4800 * GB,
             "NVIDIA H200 Tensor Core GPU datasheet (SXM column): H100 SXM compute, more HBM3e; "
             "compute to one decimal from the NVIDIA H100 Tensor Core GPU Architecture whitepaper",
-            sparse_flops=_H100_SXM_SPARSE, patterns=(r"H200",),
+            sparse_flops=_H100_SXM_SPARSE, patterns=(r"\bH200\b",),
         ),
         GPUSpec(
             "B200", _B200, 180 * GB, 8000 * GB,
             "NVIDIA DGX B200 and HGX B200 datasheets: 8-GPU totals / 8 (tensor figures halved)",
-            sparse_flops=_sparse_double(_B200, *_TC), patterns=(r"B200",),
+            sparse_flops=_sparse_double(_B200, *_TC), patterns=(r"\bB200\b",),
         ),
         GPUSpec(
             "RTX 4090", _RTX4090, 24 * GB, 1008 * GB,
             "NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090 column",
-            sparse_flops=_sparse_double(_RTX4090, *_TC), patterns=(r"4090",),
+            sparse_flops=_sparse_double(_RTX4090, *_TC), patterns=(r"\b4090\b",),
         ),
     ]
 }
@@ -231,8 +231,8 @@ _OTHER_PARTS = (
 )
 # Names that say the family but not which table entry: refused, never given one of them.
 _AMBIGUOUS = (
-    (r"V100", ("V100 SXM2 16GB", "V100 SXM2 32GB")),
-    (r"A100", ("A100 40GB", "A100 80GB")),
+    (r"\bV100\b", ("V100 SXM2 16GB", "V100 SXM2 32GB")),
+    (r"\bA100\b", ("A100 40GB", "A100 80GB")),
 )
 _HOW_TO = ("Pass one of the table's names, or build a GPUSpec(...) from its datasheet (dense "
            "figures only) and pass that.")

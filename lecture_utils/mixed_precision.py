@@ -16,11 +16,18 @@ import torch
 from jaxtyping import Float
 from torch.utils.checkpoint import checkpoint
 
-from lecture_utils.device import Needs, get_device, warm_up_cublas
+from lecture_utils.device import Needs, get_device, parse_device, warm_up_cublas
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 from lecture_utils.flops import FP8, benchmark, count_flops, scaled_matmul_fp8
 from lecture_utils.hardware import GB, current_gpu, lookup_gpu, peak_flops
-from lecture_utils.models import Cruncher, cruncher_num_parameters
+from lecture_utils.models import (
+    Cruncher,
+    _check_inputs,
+    _check_size,
+    _check_target,
+    cruncher_num_parameters,
+)
+from lecture_utils.napkin import _positive
 from lecture_utils.optimizers import SGD, predict_peak_training_memory
 
 # The ways to run a training step that compare_precisions knows.
@@ -49,7 +56,21 @@ def float_format(dtype: torch.dtype) -> dict[str, Any]:
 
 def count_zeros(tensors: Iterable[torch.Tensor | None]) -> int:
     """Number of elements that are exactly zero, over all tensors (None, as in a missing .grad, counts 0)."""
+    tensors = _tensor_list("tensors", tensors, allow_none=True)
     return sum(int((t == 0).sum()) for t in tensors if t is not None)
+
+
+def _tensor_list(name: str, tensors: object, *, allow_none: bool = False) -> list[torch.Tensor]:
+    """`tensors` as a list, checked to hold only tensors (and None where allowed)."""
+    if isinstance(tensors, torch.Tensor) or not isinstance(tensors, Iterable):
+        raise TypeError(f"{name} must be a list of tensors, e.g. list(model.parameters()), "
+                        f"got {type(tensors).__name__}")
+    tensors = list(tensors)
+    kinds = (torch.Tensor, type(None)) if allow_none else torch.Tensor
+    if not all(isinstance(t, kinds) for t in tensors):
+        raise TypeError(f"{name} must hold only tensors, got "
+                        f"{sorted({type(t).__name__ for t in tensors})}")
+    return tensors
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,7 @@ def saved_for_backward(
     """Bytes of the tensors autograd saves while fn() runs, split into new tensors and parameters."""
     if not callable(fn):
         raise TypeError(f"saved_for_backward needs a function to call, got {type(fn).__name__}")
+    parameters = _tensor_list("parameters", parameters)
     parameter_storages = {p.untyped_storage().data_ptr() for p in parameters}
     seen: set[int] = set()
     activation_bytes = parameter_bytes = 0
@@ -103,6 +125,7 @@ def checkpointed_forward(
     """The Cruncher's forward, keeping only each segment's input and recomputing the rest."""
     if not isinstance(model, Cruncher):
         raise TypeError(f"checkpointed_forward needs a Cruncher, got {type(model).__name__}")
+    _check_inputs(model, x)
     _check_positive(segment_size=segment_size)
     layers = list(model.layers)
 
@@ -153,7 +176,26 @@ def mse_loss(
     model: torch.nn.Module, x: Float[torch.Tensor, "batch dim"], y: Float[torch.Tensor, " batch"]
 ) -> torch.Tensor:
     """Mean squared error of model(x) against y, computed in fp32 whatever the forward's dtype."""
-    return (model(x).float() - y).pow(2).mean()
+    _check_inputs(model, x)
+    return (_check_target(model(x), y).float() - y).pow(2).mean()
+
+
+def _check_micro_batches(
+    model: object, x: object, y: object, num_micro_batches: object, scale_loss: object
+) -> None:
+    """accumulate_gradients' arguments: a batch x, y that splits into equal micro-batches."""
+    _check_inputs(model, x)
+    _check_positive(num_micro_batches=num_micro_batches)
+    if not isinstance(scale_loss, bool):
+        raise TypeError(f"scale_loss must be True or False, got {scale_loss!r}")
+    if not isinstance(y, torch.Tensor) or y.dim() == 0 or y.shape[0] != x.shape[0]:
+        got = f"shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must hold one target per row of x ({x.shape[0]}), got {got}")
+    if x.shape[0] % num_micro_batches:
+        raise ValueError(
+            f"a batch of {x.shape[0]} does not split into num_micro_batches={num_micro_batches} "
+            "equal micro-batches; pick a number of micro-batches that divides the batch size"
+        )
 
 
 def accumulate_gradients(
@@ -169,12 +211,7 @@ def accumulate_gradients(
     Each micro-batch's loss is divided by num_micro_batches (scale_loss=False leaves that out, the
     classic bug), so the sum of the micro-batch gradients is the gradient of the full-batch mean.
     """
-    _check_positive(num_micro_batches=num_micro_batches)
-    if x.shape[0] % num_micro_batches:
-        raise ValueError(
-            f"batch of {x.shape[0]} does not split into {num_micro_batches} equal micro-batches; "
-            "pick a number of micro-batches that divides the batch size"
-        )
+    _check_micro_batches(model, x, y, num_micro_batches, scale_loss)
     total = 0.0
     for x_micro, y_micro in zip(x.chunk(num_micro_batches), y.chunk(num_micro_batches)):
         loss = mse_loss(model, x_micro, y_micro)
@@ -189,11 +226,17 @@ def accumulate_gradients(
 
 def quantize_fp8(x: Float[torch.Tensor, "*shape"]) -> tuple[torch.Tensor, torch.Tensor]:
     """x as fp8 e4m3 and its fp32 scale (x ~ x8 * scale): the largest |x| maps to fp8's max."""
-    if not x.is_floating_point():
-        raise TypeError(f"quantize_fp8 needs a floating tensor, got {x.dtype}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"quantize_fp8 needs x to be a floating tensor, got {got}")
+    if x.numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)}): its scale comes from its largest "
+                         "|x|, so quantize a tensor with at least one element")
+    if x.element_size() == 1:  # already 8-bit: abs and max have no fp8 kernels
+        x = x.float()
     amax = x.abs().max().float()
     if not torch.isfinite(amax):
-        raise ValueError("cannot quantize a tensor holding inf or NaN to fp8")
+        raise ValueError("x holds inf or NaN: fp8 has neither, and the scale would be one")
     scale = amax.clamp(min=torch.finfo(torch.float32).tiny) / torch.finfo(FP8).max
     return (x.float() / scale).to(FP8), scale
 
@@ -214,6 +257,12 @@ class PrecisionRun:
     step_flops: int
     peak_memory_bytes: int | None  # the run's, batch included; None off CUDA (no allocator)
     losses: list[float]
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.step_seconds, (int, float)) and self.step_seconds > 0):
+            raise ValueError(f"step_seconds must be a number > 0, got {self.step_seconds!r}")
+        if not self.losses:
+            raise ValueError("losses must hold at least one loss (one per training step)")
 
     @property
     def flops_per_second(self) -> float:
@@ -261,6 +310,25 @@ def _train_with_precision(
     return PrecisionRun(precision, seconds, flops, peak, [float(v) for v in losses])
 
 
+def _check_precisions(precisions: object, device: torch.device) -> list[str]:
+    """`precisions` as a list, each a name in PRECISIONS that runs on `device`."""
+    if isinstance(precisions, str):  # a string would be read letter by letter
+        raise TypeError(f"precisions must be a list of names, e.g. [{precisions!r}], not the "
+                        f"string {precisions!r}")
+    if not isinstance(precisions, Iterable):
+        raise TypeError(f"precisions must be a list of names from {PRECISIONS}, got {precisions!r}")
+    precisions = list(precisions)
+    if not precisions:
+        raise ValueError(f"precisions must name at least one of {PRECISIONS}")
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} in precisions; use some of "
+                             f"{PRECISIONS}")
+        if precision == "tf32" and device.type != "cuda":
+            raise ValueError("tf32 is a tensor-core format: it needs a CUDA GPU (Ampere or newer)")
+    return precisions
+
+
 def compare_precisions(
     dim: int,
     num_layers: int,
@@ -273,16 +341,16 @@ def compare_precisions(
     device: torch.device | str | None = None,
     seed: int = 0,
 ) -> list[PrecisionRun]:
-    """Train the same Cruncher on the same batch in each precision: step time, memory, losses."""
+    """Train the same Cruncher on the same batch in each precision: step time, memory, losses.
+
+    `precisions` is a list of names from PRECISIONS; a single string is refused (pass ['bf16']).
+    """
     _check_positive(dim=dim, num_layers=num_layers, batch_size=batch_size, num_steps=num_steps,
                     repeats=repeats)
-    device = get_device() if device is None else torch.device(device)
-    precisions = list(precisions)
-    for precision in precisions:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use some of {PRECISIONS}")
-        if precision == "tf32" and device.type != "cuda":
-            raise ValueError("tf32 is a tensor-core format: it needs a CUDA GPU (Ampere or newer)")
+    _check_size("seed", seed, minimum=0)
+    _positive("lr", lr)
+    device = get_device() if device is None else parse_device(device)
+    precisions = _check_precisions(precisions, device)
     baseline = 0
     if device.type == "cuda":
         # What other cells left on the GPU, and cuBLAS's workspaces, are not the runs' memory.
@@ -322,6 +390,8 @@ def format_precision_table(runs: list[PrecisionRun], gpu_name: str | None = None
     """A text table of compare_precisions' runs: ms per step, speed-up over the first, MFU, memory."""
     if not runs:
         raise ValueError("no runs to show: pass the list compare_precisions returned")
+    if not all(isinstance(run, PrecisionRun) for run in runs):
+        raise TypeError("runs must be the list of PrecisionRun that compare_precisions returned")
     gpu = current_gpu() if gpu_name is None else lookup_gpu(gpu_name)
     header = (f"{'precision':<9} {'ms/step':>9} {'speed-up':>8} {'TFLOP/s':>8} {'MFU':>6} "
               f"{'peak GB':>8} {'final loss':>10}")

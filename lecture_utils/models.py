@@ -131,17 +131,61 @@ def cruncher_num_parameters(dim: int, num_layers: int) -> int:
     return dim * dim * num_layers + dim
 
 
+def _check_inputs(model: object, x: object) -> None:
+    """Raise unless `model` is a module and `x` a non-empty batch of inputs it can take.
+
+    For a Cruncher that means (batch, dim) with the weights' dtype and device (autocast may
+    mix dtypes); any other module gets x as it is.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module such as Cruncher(dim, num_layers), got "
+                        f"{type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        what = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"x must be a floating-point tensor of inputs, got {what}")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one example (batch, ...), got shape "
+                         f"{tuple(x.shape)}")
+    if not isinstance(model, Cruncher):
+        return
+    weight = model.final.weight
+    if x.dim() != 2 or x.shape[1] != weight.shape[0]:
+        raise ValueError(f"x must be (batch, {weight.shape[0]}) for this Cruncher of dim "
+                         f"{weight.shape[0]}, got shape {tuple(x.shape)}")
+    if x.device != weight.device:
+        raise ValueError(f"x is on {x.device} but the model is on {weight.device}: move one of "
+                         "them, e.g. x.to(next(model.parameters()).device)")
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"x is {x.dtype} but the model's weights are {weight.dtype}: convert "
+                         f"x with x.to({weight.dtype}) (or run under torch.autocast)")
+
+
+def _check_target(prediction: torch.Tensor, y: object) -> torch.Tensor:
+    """`prediction`, checked against the targets `y`: a tensor of the prediction's shape.
+
+    An MSE loss would broadcast a (B, 1) target against a (B,) prediction into B x B
+    differences, a wrong number with no error.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a tensor of targets, got {type(y).__name__}")
+    if y.shape != prediction.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)} but the prediction has shape "
+                         f"{tuple(prediction.shape)}: they must match (the loss would broadcast "
+                         f"them); reshape y, e.g. y.reshape({tuple(prediction.shape)})")
+    return prediction
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of trainable numbers in `model` (elements of all its parameters)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"num_parameters needs an nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model: num_parameters needs an nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters())
 
 
 def parameter_bytes(model: nn.Module) -> int:
     """Bytes held by the parameters of `model` (elements x bytes per element, summed)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"parameter_bytes needs an nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model: parameter_bytes needs an nn.Module, got {type(model).__name__}")
     return sum(get_memory_usage(p) for p in model.parameters())
 
 
@@ -150,6 +194,8 @@ def initialize_(
     model: nn.Module, init: Init, *, generator: torch.Generator | None = None
 ) -> nn.Module:
     """Redraw, in place, the weight of every course Linear layer in `model` with `init`."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     _check_init(init)
     linears = [m for m in model.modules() if isinstance(m, Linear)]
     if not linears:
@@ -167,6 +213,7 @@ def output_std(
 ) -> float:
     """Measured std of x @ w for x ~ N(0, 1) of shape (batch, fan_in) and w drawn with `init`."""
     _check_size("batch", batch)
+    _check_size("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, fan_in, generator=generator)
     w = new_weight(fan_in, fan_out, init, generator=generator)
@@ -193,8 +240,12 @@ def truncated_normal_std(bound: float) -> float:
     """Std of a standard normal truncated to [-bound, bound] (bound in standard deviations)."""
     if isinstance(bound, bool) or not isinstance(bound, (int, float)):
         raise TypeError(f"bound must be a number, got {type(bound).__name__}")
-    if not bound > 0:
-        raise ValueError(f"bound must be positive (in standard deviations), got {bound}")
+    if not (bound > 0 and math.isfinite(bound)):
+        raise ValueError(f"bound must be positive and finite (in standard deviations), got {bound}")
+    if bound < 1e-3:
+        # The formula below subtracts two numbers near 1; for a narrow cut the density is
+        # nearly flat, and the variance is that of U(-c, c) corrected: c^2 / 3 (1 - 2 c^2 / 15).
+        return bound * math.sqrt((1 - 2 * bound * bound / 15) / 3)
     density = math.exp(-bound * bound / 2) / math.sqrt(2 * math.pi)  # phi(bound)
     mass = math.erf(bound / math.sqrt(2))  # P(|Z| <= bound) = 2 Phi(bound) - 1
     # Var(Z | |Z| <= c) = 1 - 2 c phi(c) / (2 Phi(c) - 1): the cut tails carried that variance.

@@ -14,6 +14,7 @@ measured from the live tensors; and how many bytes each optimizer needs per para
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import weakref
 from collections.abc import Callable, Iterable
@@ -28,23 +29,54 @@ from torch.utils._pytree import tree_leaves
 
 from lecture_utils.device import warm_up_cublas
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
-from lecture_utils.models import Cruncher, cruncher_num_parameters
+from lecture_utils.models import (
+    Cruncher,
+    _check_inputs,
+    _check_size,
+    _check_target,
+    cruncher_num_parameters,
+)
 from lecture_utils.napkin import OPTIMIZER_STATES, PRECISIONS, bytes_per_parameter
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    # An infinite learning rate would pass `> 0` and turn every weight into inf or NaN.
+    if not (_is_number(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    if not (_is_number(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 def _check_eps(eps: float) -> None:
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps >= 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if not (_is_number(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+
+
+def _check_params(params: object) -> None:
+    # torch.optim's own message for a model passed whole is "'Cruncher' object is not iterable".
+    if isinstance(params, torch.nn.Module):
+        raise TypeError(f"params must be the model's parameters, e.g. model.parameters(), not "
+                        f"the {type(params).__name__} itself")
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be an iterable of parameters such as model.parameters(), "
+                        f"got {type(params).__name__}")
+
+
+def _check_pair(name: str, pair: object, example: str) -> tuple:
+    """`pair` as a tuple, checked to hold exactly two items (each checked by the caller)."""
+    if not isinstance(pair, (tuple, list)):
+        raise TypeError(f"{name} must be a pair such as {example}, got {pair!r}")
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a pair such as {example}, got {len(pair)} values: "
+                         f"{pair!r}")
+    return tuple(pair)
 
 
 def _check_sizes(dim: int, num_layers: int, batch_size: int) -> None:
@@ -89,7 +121,8 @@ class SGD(PerParameterOptimizer):
     """Plain gradient descent: p -= lr * g. No state."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 0.01) -> None:
-        _check_positive("learning rate", lr)
+        _check_params(params)
+        _check_positive("lr", lr)
         super().__init__(params, {"lr": lr})
 
     def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
@@ -103,7 +136,8 @@ class Momentum(PerParameterOptimizer):
     def __init__(
         self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, momentum: float = 0.9
     ) -> None:
-        _check_positive("learning rate", lr)
+        _check_params(params)
+        _check_positive("lr", lr)
         _check_fraction("momentum", momentum)
         super().__init__(params, {"lr": lr, "momentum": momentum})
 
@@ -125,7 +159,8 @@ class AdaGrad(PerParameterOptimizer):
     def __init__(
         self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, eps: float = 1e-10
     ) -> None:
-        _check_positive("learning rate", lr)
+        _check_params(params)
+        _check_positive("lr", lr)
         _check_eps(eps)
         super().__init__(params, {"lr": lr, "eps": eps})
 
@@ -166,7 +201,8 @@ class RMSProp(PerParameterOptimizer):
         alpha: float = 0.99,
         eps: float = 1e-8,
     ) -> None:
-        _check_positive("learning rate", lr)
+        _check_params(params)
+        _check_positive("lr", lr)
         _check_fraction("alpha", alpha)
         _check_eps(eps)
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
@@ -191,11 +227,13 @@ class Adam(PerParameterOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
-        _check_positive("learning rate", lr)
-        _check_fraction("beta1", betas[0])
-        _check_fraction("beta2", betas[1])
+        _check_params(params)
+        _check_positive("lr", lr)
+        betas = _check_pair("betas", betas, "(0.9, 0.999)")
+        for i, beta in enumerate(betas):
+            _check_fraction(f"betas[{i}] (beta{i + 1})", beta)
         _check_eps(eps)
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         """m, v = averages of g and g^2; p -= lr * m_hat / (sqrt(v_hat) + eps)."""
@@ -229,6 +267,23 @@ STATE_TENSORS_PER_PARAMETER: dict[str, int] = {name: OPTIMIZER_STATES[name] for 
 _UPDATE_TEMPORARIES = {"sgd": 0, "momentum": 0, "adagrad": 1, "rmsprop": 1, "adam": 1}
 
 
+def _check_optimizer(optimizer: object) -> None:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer such as make_optimizer("
+                        f"'adam', model.parameters()), got {type(optimizer).__name__}")
+
+
+def _check_steps(steps: object) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+
+
+def _check_factory(name: str, make: object) -> None:
+    if not callable(make):
+        raise TypeError(f"{name} must be a function that takes parameters and returns an "
+                        f"optimizer, e.g. lambda p: Adam(p, lr=0.01); got {type(make).__name__}")
+
+
 def _check_optimizer_name(optimizer: str) -> str:
     if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}")
@@ -239,7 +294,13 @@ def make_optimizer(
     optimizer: str, params: Iterable[torch.nn.Parameter], **hyperparameters: float
 ) -> torch.optim.Optimizer:
     """The course's optimizer called `optimizer` ("sgd", "momentum", "adagrad", ...) over params."""
-    return OPTIMIZERS[_check_optimizer_name(optimizer)](params, **hyperparameters)
+    name = _check_optimizer_name(optimizer)
+    accepted = [p for p in inspect.signature(OPTIMIZERS[name]).parameters if p != "params"]
+    unknown = sorted(set(hyperparameters) - set(accepted))
+    if unknown:  # say which names the optimizer does take, not just "unexpected keyword"
+        raise TypeError(f"{name} has no hyperparameter {', '.join(unknown)}; it takes "
+                        f"{', '.join(accepted)}")
+    return OPTIMIZERS[name](params, **hyperparameters)
 
 
 def train_step(
@@ -249,8 +310,11 @@ def train_step(
     y: Float[torch.Tensor, " batch"],
 ) -> torch.Tensor:
     """One step (MSE loss, backward, update); the new gradients stay in p.grad. Returns the loss."""
+    _check_inputs(model, x)
+    _check_optimizer(optimizer)
     optimizer.zero_grad(set_to_none=True)  # frees last step's gradients before the forward
-    loss = F.mse_loss(model(x), y)
+    # No name for the prediction: a local would keep it alive through backward and the update.
+    loss = F.mse_loss(_check_target(model(x), y), y)
     loss.backward()
     optimizer.step()
     return loss.detach()
@@ -270,9 +334,11 @@ def max_difference_after_training(
 
     Both copies start from the same weights and see the same random batches; runs on the CPU.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    _check_steps(steps)
     _check_sizes(dim, num_layers, batch_size)
+    _check_factory("make_a", make_a)
+    _check_factory("make_b", make_b)
+    _check_size("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
     model_a = Cruncher(dim, num_layers, generator=generator)
     model_b = copy.deepcopy(model_a)
@@ -299,11 +365,14 @@ def quadratic_trajectory(
     steps: int,
 ) -> Float[torch.Tensor, "steps_plus_1 2"]:
     """Points visited minimizing f(x, y) = (a x^2 + b y^2) / 2 from `start`, in float64."""
-    a, b = curvatures
-    _check_positive("curvature a", a)
-    _check_positive("curvature b", b)
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    a, b = _check_pair("curvatures", curvatures, "(1.0, 50.0)")
+    _check_positive("curvatures[0] (a)", a)
+    _check_positive("curvatures[1] (b)", b)
+    for i, coordinate in enumerate(_check_pair("start", start, "(-1.0, 0.5)")):
+        if not _is_number(coordinate):
+            raise ValueError(f"start[{i}] must be a finite number, got {coordinate!r}")
+    _check_steps(steps)
+    _check_factory("make", make)
     point = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
     curvature = torch.tensor(curvatures, dtype=torch.float64)
     optimizer = make([point])
@@ -361,16 +430,20 @@ def predict_training_memory(
 
 def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
     """Bytes of the distinct storages behind `tensors` (views of one storage count once)."""
+    if isinstance(tensors, torch.Tensor) or not isinstance(tensors, Iterable):
+        raise TypeError(f"tensors must be an iterable of tensors such as model.parameters(), "
+                        f"got {type(tensors).__name__}")
     storages = {}
     for t in tensors:
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"expected tensors, got {type(t).__name__}")
+            raise TypeError(f"tensors must hold only tensors, got a {type(t).__name__}")
         storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
     return sum(storages.values())
 
 
 def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     """Every tensor in optimizer.state (buffers and, for torch.optim, step counters)."""
+    _check_optimizer(optimizer)
     return [
         value for state in optimizer.state.values() for value in state.values()
         if isinstance(value, torch.Tensor)
@@ -383,6 +456,9 @@ def saved_for_backward(
     y: Float[torch.Tensor, " batch"],
 ) -> list[tuple[str, tuple[int, ...]]]:
     """What autograd saves in the forward of an MSE step: (what it is, shape), in saving order."""
+    _check_inputs(model, x)
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a tensor of targets, got {type(y).__name__}")
     names = {p.untyped_storage().data_ptr(): name for name, p in model.named_parameters()}
     names[x.untyped_storage().data_ptr()] = "x (input)"
     names[y.untyped_storage().data_ptr()] = "y (target)"
@@ -394,7 +470,7 @@ def saved_for_backward(
         return t
 
     with saved_tensors_hooks(pack, lambda t: t):
-        F.mse_loss(model(x), y)  # the forward alone: the graph is dropped unused
+        F.mse_loss(_check_target(model(x), y), y)  # the forward alone: the graph is dropped
     return saved
 
 
@@ -488,8 +564,17 @@ def training_memory_timeline(
     gradients were freed by zero_grad. Backward runs from the head down; at layer k it holds the
     incoming gradient of h_k, the outgoing one of h_(k-1), the weight gradients made so far, and
     the saved inputs h_1 .. h_(k-1) that the layers below still need (x is part of the batch).
+
+    num_layers must be at least 1: with no D x D layer the peak falls inside the loss's own
+    backward (the prediction, its gradient and the loss's temporaries at once), a moment not
+    modelled here; measure_peak_training_memory measures that case.
     """
     _check_sizes(dim, num_layers, batch_size)
+    if num_layers == 0:
+        raise ValueError("num_layers must be >= 1 for the timeline: with no D x D layer the peak "
+                         "is inside the loss's backward, which it does not model (use "
+                         "measure_peak_training_memory, or predict_training_memory for the "
+                         "bytes held)")
     name = _check_optimizer_name(optimizer)
     D, L, B = dim, num_layers, batch_size
     P = cruncher_num_parameters(D, L)
@@ -510,9 +595,8 @@ def training_memory_timeline(
             activation_grads=2 * B * D if k > 1 else B * D,  # x needs no gradient
             weight_grads=D + (L - k + 1) * D * D,
         )
-    largest_parameter = D * D if L > 0 else D
     timeline["optimizer step"] = moment(
-        weight_grads=P, temporary=_UPDATE_TEMPORARIES[name] * largest_parameter
+        weight_grads=P, temporary=_UPDATE_TEMPORARIES[name] * D * D  # the largest parameter
     )
     return timeline
 

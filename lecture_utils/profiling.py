@@ -36,7 +36,7 @@ from torch.profiler import ProfilerActivity
 from torch.profiler import profile as torch_profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from lecture_utils.device import parse_device, synchronize
+from lecture_utils.device import as_device, parse_device, synchronize
 from lecture_utils.exercises import CORRECT, Exercises, Feedback, check_number, wrong
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.optimizers import (
@@ -50,6 +50,8 @@ from lecture_utils.transformer import (
     INDEX_BYTES,
     Transformer,
     TransformerConfig,
+    _check_config,
+    _check_flags,
     _check_sizes,
     activation_bytes,
     language_model_loss,
@@ -80,6 +82,25 @@ def _check_callable(name: str, fn: Any) -> None:
     if not callable(fn):
         raise TypeError(f"{name} must be a function to call (no arguments), got "
                         f"{type(fn).__name__}")
+
+
+def _check_profile(prof: Any) -> None:
+    if not isinstance(prof, torch_profile):
+        raise TypeError(f"prof must be a finished profile, as profile_once(fn) returns, got "
+                        f"{type(prof).__name__}")
+
+
+def _check_stats(stats: Any) -> None:
+    if not isinstance(stats, list) or not all(isinstance(r, OperatorStats) for r in stats):
+        raise TypeError(f"stats must be the list operator_stats(prof) returns, got "
+                        f"{type(stats).__name__}")
+
+
+class UnknownOperatorError(KeyError):
+    """No operator of this name in a profile."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +155,7 @@ def profile_once(fn: Callable[[], Any], *, device: torch.device | str = "cpu",
 
 def profiler_flops(prof: torch_profile) -> dict[str, int]:
     """FLOPs torch.profiler attributed to each operator (needs flops=True): {name: FLOPs}."""
+    _check_profile(prof)
     counts = {event.key: int(event.flops) for event in prof.key_averages() if event.flops}
     if not counts and not any(e.input_shapes for e in prof.key_averages()):
         raise ValueError("this profile has no FLOP counts: profile it with flops=True "
@@ -156,6 +178,7 @@ class OperatorStats:
 
 def operator_stats(prof: torch_profile) -> list[OperatorStats]:
     """Every operator of a profile with its totals, the most self CPU time first."""
+    _check_profile(prof)
     rows = [
         OperatorStats(
             name=e.key, calls=e.count, self_cpu_us=e.self_cpu_time_total,
@@ -170,10 +193,13 @@ def operator_stats(prof: torch_profile) -> list[OperatorStats]:
 
 def find_operator(stats: list[OperatorStats], name: str) -> OperatorStats:
     """The line of operator `name` (such as "aten::mm") in operator_stats' list."""
+    _check_stats(stats)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be an operator's name such as 'aten::mm', got {name!r}")
     for row in stats:
         if row.name == name:
             return row
-    raise KeyError(f"no operator {name!r} in this profile; it has "
+    raise UnknownOperatorError(f"no operator named {name!r} in this profile; it has "
                    f"{', '.join(sorted(r.name for r in stats)[:12])}, ...")
 
 
@@ -183,7 +209,9 @@ def format_operator_table(stats: list[OperatorStats], limit: int = 8,
 
     times=False leaves the time columns out: bytes are the same on every run, times are not.
     """
+    _check_stats(stats)
     _check_sizes(limit=limit)
+    _check_flags(times=times)
     if by not in ("self_cpu_us", "cpu_us", "self_cpu_bytes", "cpu_bytes", "self_device_us"):
         raise ValueError(f"by must be one of the OperatorStats numbers such as 'self_cpu_us' "
                          f"or 'cpu_bytes', got {by!r}")
@@ -229,6 +257,7 @@ def _check_file_name(name: Any) -> str:
 
 def export_trace(prof: torch_profile, name: str) -> Path:
     """Write the profile's timeline as a Chrome trace, build/profiles/<name>.json; its path."""
+    _check_profile(prof)
     path = PROFILE_DIR / f"{_check_file_name(name).removesuffix('.json')}.json"
     with without_profiler_chatter():
         return _write_atomically(path, prof.export_chrome_trace)
@@ -236,8 +265,16 @@ def export_trace(prof: torch_profile, name: str) -> Path:
 
 def trace_event_names(path: str | Path) -> set[str]:
     """The names of the events in a Chrome trace file (operators, record_function labels)."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a file path such as export_trace returns, got {path!r}")
     with open(path) as f:
-        trace = json.load(f)
+        try:
+            trace = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"path {str(path)!r} is not a Chrome trace (JSON): {e}") from e
+    if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
+        raise ValueError(f"path {str(path)!r} is JSON but not a Chrome trace: it has no "
+                         "traceEvents list")
     return {event.get("name", "") for event in trace["traceEvents"]}
 
 
@@ -256,7 +293,10 @@ def _mem_tracker() -> Any:
 def by_category(snapshot: dict[Any, dict[Any, int]], device: torch.device | str = "cpu"
                 ) -> dict[str, int]:
     """A MemTracker snapshot's bytes on `device`, by category name, plus "Total"."""
-    device = torch.device(device)
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"snapshot must be a MemTracker snapshot (a dict by device), got "
+                        f"{type(snapshot).__name__}")
+    device = as_device(device)
     on_device = snapshot.get(device, {})
     named = {getattr(key, "value", key): value for key, value in on_device.items()}
     bytes_by_category = {category: int(named.get(category, 0)) for category in CATEGORIES}
@@ -293,6 +333,9 @@ def memory_by_phase(loss_fn: Callable[[], torch.Tensor], optimizer: torch.optim.
     "peak" is the largest moment, wherever it falls.
     """
     _check_callable("loss_fn", loss_fn)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
+                        f"{type(optimizer).__name__}")
     tracker = _mem_tracker()
     tracker.track_external(optimizer, *external)
     phases = {}
@@ -356,6 +399,11 @@ def growth_per_call(after: list[dict[str, int]] | list[int], category: str = "To
     or live_bytes_after_each_call."""
     if category not in (*CATEGORIES, "Total"):
         raise ValueError(f"category must be one of {CATEGORIES} or 'Total', got {category!r}")
+    if not isinstance(after, list) or not (all(isinstance(a, int) for a in after) or all(
+            isinstance(a, dict) and category in a for a in after)):
+        raise TypeError(f"after must be the list that memory_after_each_call (dicts with "
+                        f"{category!r}) or live_bytes_after_each_call (ints) returns, got "
+                        f"{after!r}")
     if len(after) < 2:
         raise ValueError(f"need the memory after at least 2 calls to see growth, got {len(after)}")
     values = [a if isinstance(a, int) else a[category] for a in after]
@@ -446,6 +494,9 @@ def reconcile_cruncher_step(dim: int, num_layers: int, batch: int,
 
 def format_reconciliation(rec: Reconciliation) -> str:
     """The FLOPs and the peak memory of a Reconciliation as two aligned tables."""
+    if not isinstance(rec, Reconciliation):
+        raise TypeError(f"rec must be a Reconciliation, as reconcile_cruncher_step returns, got "
+                        f"{type(rec).__name__}")
     width = max(len(s) for s in rec.flops)
     lines = ["FLOPs of one step"]
     lines += [f"  {source:{width}s} {value:15,d}" for source, value in rec.flops.items()]
@@ -480,6 +531,7 @@ def cpu_sized(name: str) -> TransformerConfig:
 
 def parameter_tensors(cfg: TransformerConfig) -> int:
     """Number of parameter tensors (not numbers) of Transformer(cfg): weights, biases, norms."""
+    cfg = _check_config(cfg)
     linear = 1 + cfg.bias  # a weight, and a bias if the config has them
     norm = 1 + (cfg.norm == "layernorm" and cfg.bias)  # RMSNorm has no bias
     per_layer = (4 + cfg.mlp_matrices) * linear + 2 * norm
@@ -606,6 +658,10 @@ class MatmulTiming:
     n: int
     times: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        if not self.times:
+            raise ValueError("times must hold at least one timed block's seconds per matmul")
+
     @property
     def median(self) -> float:
         return statistics.median(self.times)
@@ -624,8 +680,9 @@ def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
     """
     from torch.utils import benchmark
 
-    if not sizes:
-        raise ValueError("sizes must name at least one matrix size n")
+    if not isinstance(sizes, (tuple, list)) or not sizes:
+        raise ValueError(f"sizes must name at least one matrix size n, as a tuple such as "
+                         f"(64, 256); got {sizes!r}")
     for n in sizes:
         _check_sizes(**{"each size": n})
     _check_sizes(repeats=repeats)
@@ -730,12 +787,16 @@ def allocated_over_time(snapshot: dict[str, Any], device_index: int = 0) -> list
     The trace keeps the last max_entries events (a ring buffer): if a run made more, the oldest
     are gone and the curve starts mid-run.
     """
-    traces = snapshot.get("device_traces")
-    if not isinstance(traces, list) or not 0 <= device_index < len(traces):
+    traces = snapshot.get("device_traces") if isinstance(snapshot, dict) else None
+    if not isinstance(traces, list) or not isinstance(device_index, int) \
+            or not 0 <= device_index < len(traces):
         raise ValueError("expected a CUDA memory snapshot (torch.cuda.memory._snapshot()) with "
                          f"a trace for device {device_index}; was history being recorded?")
     allocated, timeline = 0, []
     for event in traces[device_index]:
+        if not isinstance(event, dict) or not {"action", "size"} <= event.keys():
+            raise ValueError(f"snapshot's trace events must have an action and a size, got "
+                             f"{event!r}: pass torch.cuda.memory._snapshot() itself")
         if event["action"] == "alloc":
             allocated += event["size"]
         elif event["action"] == "free_completed":
@@ -758,6 +819,10 @@ _CATEGORY_COLORS = {"Parameter": "#0072B2", "Buffer": "#56B4E9", "Gradient": "#0
 def plot_memory_by_phase(phases: dict[str, dict[str, int]], title: str,
                          reference: tuple[str, int] | None = None) -> Any:
     """Stacked bars: MemTracker's bytes by category at each phase of a step (MB)."""
+    if not isinstance(phases, dict) or not phases or not all(
+            isinstance(p, dict) and set(CATEGORIES) <= p.keys() for p in phases.values()):
+        raise ValueError("phases must be what memory_by_phase returns: {phase: {category: "
+                         "bytes}} with every MemTracker category")
     fig, ax = plt.subplots(figsize=(10, 4.8))
     names = list(phases)
     bottom = [0.0] * len(names)
@@ -781,6 +846,7 @@ def plot_memory_by_phase(phases: dict[str, dict[str, int]], title: str,
 
 def plot_top_operators(stats: list[OperatorStats], limit: int = 8) -> Any:
     """Horizontal bars: the operators with the most self CPU time, and their total time."""
+    _check_stats(stats)
     _check_sizes(limit=limit)
     top = sorted(stats, key=lambda r: -r.self_cpu_us)[:limit][::-1]
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -796,6 +862,9 @@ def plot_top_operators(stats: list[OperatorStats], limit: int = 8) -> Any:
 
 def plot_matmul_overhead(timings: list[MatmulTiming]) -> Any:
     """Log-log: seconds per matmul against n, with the fixed overhead and the pure-work line."""
+    if not isinstance(timings, list) or not timings or not all(
+            isinstance(t, MatmulTiming) for t in timings):
+        raise ValueError("timings must be the non-empty list time_matmuls returns")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ns = [t.n for t in timings]
     medians = [t.median * 1e6 for t in timings]

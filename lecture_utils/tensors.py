@@ -15,6 +15,7 @@ from beartype import beartype
 from einops import einsum
 from jaxtyping import Bool, Float, Int, Shaped, jaxtyped
 
+from lecture_utils.dtypes import _check_shape
 from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
 
 # --------------------------------------------------------------------------------------------
@@ -29,10 +30,7 @@ def _require_tensor(x: object, name: str = "x") -> None:
 
 def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     """Row-major strides (in elements) of a freshly allocated tensor of this shape."""
-    shape = tuple(shape)
-    for size in shape:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ValueError(f"a shape holds sizes >= 0, got {shape}")
+    shape = _check_shape(shape)
     strides = []
     step = 1
     for size in reversed(shape):  # the last dimension is the one that moves by 1
@@ -122,8 +120,9 @@ ROW_COLORS = ("#CDE4F5", "#F9D9C4", "#CFEDE3", "#F2D7E8", "#FBE9C0", "#D9EEF9") 
 def draw_strides(x: Shaped[torch.Tensor, "rows cols"], name: str = "x", ax=None):
     """Draw x as a grid above the 1-D storage it reads; label each storage cell with its (i, j)."""
     _require_tensor(x)
-    if x.dim() != 2:
-        raise ValueError(f"draw_strides draws 2-D tensors, got shape {tuple(x.shape)}")
+    if x.dim() != 2 or x.numel() == 0:
+        raise ValueError(f"draw_strides draws 2-D tensors with at least one element: x has "
+                         f"shape {tuple(x.shape)}")
     storage = storage_of(x)
     if storage.numel() > MAX_DRAWN_STORAGE:
         raise ValueError(
@@ -248,10 +247,11 @@ def _check_contiguity(answer) -> object:
 
 def sliding_window_mask_reference(seq_len: int, window: int) -> Bool[torch.Tensor, "seq seq"]:
     """mask[i, j] is True when i - window < j <= i: each query sees itself and window - 1 keys."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    mask = causal_mask(seq_len)  # checks seq_len
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be >= 1 (an int: the keys each query sees), got {window!r}")
     too_old = torch.ones(seq_len, seq_len, dtype=torch.bool).tril(diagonal=-window)
-    return causal_mask(seq_len) & ~too_old
+    return mask & ~too_old
 
 
 @EXERCISES.checker(3, "a sliding-window causal mask")
@@ -285,6 +285,13 @@ def to_heads_reference(
     x: Float[torch.Tensor, "batch seq heads_times_hidden"], num_heads: int
 ) -> Float[torch.Tensor, "batch heads seq hidden"]:
     """(batch, seq, heads * hidden) -> (batch, heads, seq, hidden) with plain PyTorch."""
+    _require_tensor(x)
+    if x.dim() != 3:
+        raise ValueError(f"x must be (batch, seq, heads * hidden), got shape {tuple(x.shape)}")
+    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1 \
+            or x.shape[-1] % num_heads:
+        raise ValueError(f"num_heads must be a positive int that divides x's last dimension "
+                         f"({x.shape[-1]}), got {num_heads!r}")
     batch, seq, total = x.shape
     return x.view(batch, seq, num_heads, total // num_heads).transpose(1, 2)
 

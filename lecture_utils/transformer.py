@@ -29,7 +29,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from lecture_utils.device import parse_device
+from lecture_utils.device import as_device, parse_device
 from lecture_utils.dtypes import as_float_dtype
 from lecture_utils.exercises import Exercises, Feedback, check_number, wrong
 from lecture_utils.flops import measure_times
@@ -81,6 +81,8 @@ class TransformerConfig:
         for flag in ("bias", "tied_embeddings"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string such as 'my-model', got {self.name!r}")
         for field, choices in (("norm", NORMS), ("mlp", MLPS), ("positions", POSITIONS)):
             if getattr(self, field) not in choices:
                 raise ValueError(f"{field} must be one of {choices}, got {getattr(self, field)!r}")
@@ -98,10 +100,7 @@ class TransformerConfig:
         if self.positions == "rope" and self.head_dim % 2:
             raise ValueError(
                 f"rotary positions rotate pairs: head_dim={self.head_dim} must be even")
-        if isinstance(self.rope_theta, bool) or not (
-                isinstance(self.rope_theta, (int, float)) and math.isfinite(self.rope_theta)
-                and self.rope_theta > 1):
-            raise ValueError(f"rope_theta must be a number > 1, got {self.rope_theta!r}")
+        _check_rope_theta(self.rope_theta)
 
     @property
     def head_dim(self) -> int:
@@ -121,6 +120,12 @@ class TransformerConfig:
     def replace(self, **changes: object) -> TransformerConfig:
         """A copy with some fields changed (and checked again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_rope_theta(theta: object) -> None:
+    if isinstance(theta, bool) or not (
+            isinstance(theta, (int, float)) and math.isfinite(theta) and theta > 1):
+        raise ValueError(f"rope_theta must be a number > 1, got {theta!r}")
 
 
 def _nearest_divisor(d_model: int, num_heads: int) -> int:
@@ -192,6 +197,10 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
+        _check_sizes(dim=dim)
+        if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps)
+                                         and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
@@ -203,6 +212,7 @@ class RMSNorm(nn.Module):
 
 def make_norm(cfg: TransformerConfig) -> nn.Module:
     """The config's normalization over d_model."""
+    cfg = _check_config(cfg)
     if cfg.norm == "layernorm":
         return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
     return RMSNorm(cfg.d_model)
@@ -211,6 +221,11 @@ def make_norm(cfg: TransformerConfig) -> nn.Module:
 def rope_tables(head_dim: int, context_length: int, theta: float,
                 device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
     """cos and sin of every position's rotation angles, each (context_length, head_dim)."""
+    _check_sizes(head_dim=head_dim, context_length=context_length)
+    if head_dim % 2:
+        raise ValueError(f"rotary positions rotate pairs: head_dim={head_dim} must be even")
+    _check_rope_theta(theta)
+    device = None if device is None else as_device(device)
     # Computed on the CPU in float64, then moved: the same tables on every device.
     inv_freq = theta ** (-torch.arange(0, head_dim, 2, device="cpu", dtype=torch.float64)
                          / head_dim)
@@ -227,6 +242,12 @@ def apply_rope(x: Float[Tensor, "b t h d"], cos: Float[Tensor, "t d"],
     This is Hugging Face's "rotate half" layout; Meta's reference code rotates adjacent pairs
     (x_2i, x_2i+1), the same rotation with the dimensions in another order.
     """
+    if not all(isinstance(t, Tensor) for t in (x, cos, sin)) or x.dim() != 4 \
+            or not cos.shape == sin.shape == (x.shape[1], x.shape[3]):
+        shapes = [tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                  for t in (x, cos, sin)]
+        raise ValueError(f"x must be (b, t, h, d) and cos, sin both (t, d) of the same t and d "
+                         f"(rope_tables(d, ...)[:t]); got x, cos, sin of {shapes}")
     x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)
     return x * cos[:, None, :] + rotated * sin[:, None, :]
@@ -239,6 +260,7 @@ class KVCache:
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
         cfg = _check_config(cfg)
         _check_sizes(batch=batch, max_seq_len=max_seq_len)
+        dtype = as_float_dtype(dtype)  # also takes a name such as "bf16"
         shape = (batch, max_seq_len, cfg.num_kv_heads, cfg.head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_layers)]
         self.values = [torch.zeros_like(k) for k in self.keys]
@@ -247,6 +269,15 @@ class KVCache:
     def store(self, layer: int, k: Float[Tensor, "b t kv d"],
               v: Float[Tensor, "b t kv d"]) -> tuple[Tensor, Tensor]:
         """Write this step's keys and values; return all of them so far, (b, s, kv, d) each."""
+        if isinstance(layer, bool) or not isinstance(layer, int) \
+                or not 0 <= layer < len(self.keys):
+            raise ValueError(f"layer must be an int in 0..{len(self.keys) - 1}, got {layer!r}")
+        cached = self.keys[layer].shape
+        for name, t in (("k", k), ("v", v)):
+            if not isinstance(t, Tensor) or t.dim() != 4 or t.shape[2:] != cached[2:]:
+                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(f"{name} must be (batch, tokens, {cached[2]}, {cached[3]}) for "
+                                 f"this cache, got {got}: was the cache made for another config?")
         end = self.length + k.shape[1]
         if end > self.keys[layer].shape[1]:
             raise ValueError(f"the cache holds {self.keys[layer].shape[1]} tokens; {end} needed")
@@ -370,6 +401,8 @@ class Transformer(nn.Module):
     def forward(self, ids: Int[Tensor, "b t"],
                 cache: KVCache | None = None) -> Float[Tensor, "b t v"]:
         _check_ids(ids, self.cfg.vocab_size)
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache or None, got {type(cache).__name__}")
         t = ids.shape[1]
         start = 0 if cache is None else cache.length
         if start + t > self.cfg.context_length:
@@ -395,23 +428,34 @@ class Transformer(nn.Module):
         return self.output(self.final_norm(x))
 
 
-def _check_ids(ids: object, vocab_size: int) -> None:
-    """Token ids must be a (batch, seq_len) integer tensor of ids below vocab_size."""
-    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point:
+def _check_ids(ids: object, vocab_size: int, name: str = "ids") -> None:
+    """Token ids must be a (batch, seq_len) int64 or int32 tensor of ids below vocab_size."""
+    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype not in (torch.long, torch.int):
         what = f"a {ids.dim()}-d {ids.dtype} tensor" if isinstance(ids, Tensor) else repr(ids)
-        raise TypeError(f"ids must be a (batch, seq_len) integer tensor of token ids, got {what}")
+        raise TypeError(f"{name} must be a (batch, seq_len) integer tensor of token ids "
+                        f"(int64 or int32), got {what}")
     if 0 in ids.shape:
-        raise ValueError(f"ids must hold at least one token per sequence, got shape "
+        raise ValueError(f"{name} must hold at least one token per sequence, got shape "
                          f"{tuple(ids.shape)}")
     # Checked on the CPU only: on a GPU it would wait for the device at every step.
     if ids.device.type == "cpu" and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"token ids must be in [0, {vocab_size}) (vocab_size), got "
+        raise ValueError(f"token ids in {name} must be in [0, {vocab_size}) (vocab_size), got "
                          f"{ids.min().item()}..{ids.max().item()}")
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, Transformer):
+        raise TypeError(f"model must be a Transformer(cfg), got {type(model).__name__}")
 
 
 def language_model_loss(model: Transformer, ids: Int[Tensor, "b t"],
                         targets: Int[Tensor, "b t"]) -> Tensor:
     """Mean cross-entropy of the next-token predictions."""
+    _check_model(model)
+    _check_ids(targets, model.cfg.vocab_size, "targets")
+    if isinstance(ids, Tensor) and targets.shape != ids.shape:
+        raise ValueError(f"targets must have the shape of ids, {tuple(ids.shape)} (one next "
+                         f"token per position), got {tuple(targets.shape)}")
     return F.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
 
 
@@ -419,8 +463,10 @@ def language_model_loss(model: Transformer, ids: Int[Tensor, "b t"],
 def generate(model: Transformer, prompt: Int[Tensor, "b t"], new_tokens: int, *,
              use_cache: bool = True) -> tuple[Int[Tensor, "b n"], KVCache | None]:
     """Greedy decoding of `new_tokens` tokens; with use_cache, one token per forward pass."""
-    _check_ids(prompt, model.cfg.vocab_size)
+    _check_model(model)
+    _check_ids(prompt, model.cfg.vocab_size, "prompt")
     _check_sizes(new_tokens=new_tokens)
+    _check_flags(use_cache=use_cache)
     batch, length = prompt.shape
     cache = None
     if use_cache:
@@ -786,8 +832,15 @@ def measure_training_step(cfg: TransformerConfig, batch: int, seq_len: int,
         torch.cuda.max_memory_allocated(device) if cuda else None)
 
 
+def _check_list(name: str, values: object, example: str) -> None:
+    """A non-empty list for a figure (a string would be read letter by letter)."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{name} must be a non-empty list such as {example}, got {values!r}")
+
+
 def plot_parameter_shares(names: list[str]) -> Any:
     """Horizontal stacked bars: each preset's parameters by part, as fractions of its total."""
+    _check_list("names", names, "['gpt2-small', 'llama3-8b']")
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
     parts = ["embeddings", "attention", "mlp", "output", "norms"]
     left = [0.0] * len(names)
@@ -807,6 +860,7 @@ def plot_parameter_shares(names: list[str]) -> Any:
 
 def plot_flops_vs_context(cfg: TransformerConfig, seq_lens: list[int]) -> Any:
     """Stacked shares of training FLOPs by part against the sequence length (log scale)."""
+    _check_list("seq_lens", seq_lens, "[256, 1024, 4096]")
     parts = ["attention projections", "mlp", "output", "attention scores"]
     flops = [training_flops(cfg, 1, t) for t in seq_lens]
     shares = [[f[part] / f["total"] for f in flops] for part in parts]
@@ -832,6 +886,7 @@ def plot_flops_vs_context(cfg: TransformerConfig, seq_lens: list[int]) -> Any:
 def plot_training_memory_vs_batch(cfg: TransformerConfig, seq_len: int, batches: list[int],
                                   gpu: str = "H100 SXM") -> Any:
     """Training memory (AdamW, mixed precision) by batch size, four ways to keep activations."""
+    _check_list("batches", batches, "[1, 2, 4, 8]")
     spec = _gpu_spec(gpu)
     fig, ax = plt.subplots()
     for fused in (False, True):
@@ -937,8 +992,8 @@ def _check_max_batch(answer: object) -> Feedback:
     mha = cfg.replace(num_kv_heads=cfg.num_heads)
     per_sequence = kv_cache_bytes(cfg, 1, 8192)
     exact = (141e9 - 2 * num_parameters(cfg)["total"]) / per_sequence
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and (
-            answer != int(answer) and math.isclose(answer, exact, rel_tol=1e-3)):
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isfinite(
+            answer) and (answer != int(answer) and math.isclose(answer, exact, rel_tol=1e-3)):
         return wrong("round down to whole sequences: a sequence's cache fits or it does not.")
     return check_number(answer, expected, rel_tol=0, unit="sequences", hints={
         max_kv_cache_tokens(mha, "H200") // 8192: "Llama 3 has 8 key/value heads, not 32.",

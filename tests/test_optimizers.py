@@ -111,12 +111,12 @@ def test_sparse_gradients_are_refused():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda p: SGD(p, lr=0), "learning rate must be a positive"),
-        (lambda p: AdaGrad(p, lr=-1), "learning rate must be a positive"),
-        (lambda p: AdaGrad(p, eps=-1e-3), "eps must be a non-negative"),
-        (lambda p: Momentum(p, momentum=1.0), r"momentum must be in \[0, 1\)"),
-        (lambda p: RMSProp(p, alpha=1.5), r"alpha must be in \[0, 1\)"),
-        (lambda p: Adam(p, betas=(0.9, 1.0)), r"beta2 must be in \[0, 1\)"),
+        (lambda p: SGD(p, lr=0), "lr must be a finite number > 0"),
+        (lambda p: AdaGrad(p, lr=-1), "lr must be a finite number > 0"),
+        (lambda p: AdaGrad(p, eps=-1e-3), "eps must be a finite number >= 0"),
+        (lambda p: Momentum(p, momentum=1.0), r"momentum must be a number in \[0, 1\)"),
+        (lambda p: RMSProp(p, alpha=1.5), r"alpha must be a number in \[0, 1\)"),
+        (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] \(beta2\) must be a number in \[0, 1\)"),
         (lambda p: make_optimizer("lion", p), "unknown optimizer 'lion'"),
     ],
 )
@@ -148,7 +148,7 @@ def test_adam_first_step_is_lr_along_each_axis():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"curvatures": (0.0, 1.0)}, "curvature a must be a positive"),
+        ({"curvatures": (0.0, 1.0)}, r"curvatures\[0\] \(a\) must be a finite number > 0"),
         ({"steps": 0}, "steps must be a positive int"),
     ],
 )
@@ -175,7 +175,7 @@ def test_bytes_per_element():
 def test_storage_bytes_counts_a_shared_storage_once():
     x = torch.zeros(4, 8)
     assert storage_bytes([x, x.t(), x[1:]]) == 128
-    with pytest.raises(TypeError, match="expected tensors"):
+    with pytest.raises(TypeError, match="tensors must hold only tensors"):
         storage_bytes([x, 3])
 
 

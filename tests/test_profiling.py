@@ -142,7 +142,7 @@ def test_self_and_total_memory_of_a_parent_and_its_child():
 def test_find_operator_names_what_the_profile_has():
     x = torch.randn(4, 4)
     stats = operator_stats(profile_once(lambda: x @ x))
-    with pytest.raises(KeyError, match="no operator 'aten::conv2d'.*aten::mm"):
+    with pytest.raises(KeyError, match="no operator named 'aten::conv2d'.*aten::mm"):
         find_operator(stats, "aten::conv2d")
 
 
