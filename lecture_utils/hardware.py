@@ -250,6 +250,10 @@ def gpu_by_name(name: str) -> GPUSpec:
     folded = {_fold(k): spec for k, spec in GPUS.items()}
     if _fold(name) in folded:
         return folded[_fold(name)]
+    for pattern, why in _OTHER_PARTS:  # a different part: say so rather than suggest a look-alike
+        if re.search(pattern, name, flags=re.IGNORECASE):
+            raise UnknownGPUError(f"no GPU named {name!r} in the table: {why}, so the course does "
+                                  f"not guess its figures. {_HOW_TO}")
     # Suggestions only: the entry lookup_gpu's patterns give a CUDA device name ('NVIDIA H100
     # 80GB HBM3'), names that contain it, and names spelled alike.
     close: list[str] = []
