@@ -183,7 +183,7 @@ def test_scaled_matmul_fp8_checks_its_operands():
     a8, scale = quantize_fp8(torch.ones(16, 32))
     with pytest.raises(TypeError, match="quantize_fp8"):
         scaled_matmul_fp8(torch.ones(16, 32), scale, a8, scale)
-    with pytest.raises(ValueError, match=r"\(m x k\) @ \(k x n\)"):
+    with pytest.raises(ValueError, match=r"\(m x n\) @ \(n x k\)"):
         scaled_matmul_fp8(a8, scale, a8, scale)
     b8, _ = quantize_fp8(torch.ones(32, 24))
     with pytest.raises(ValueError, match="multiple of 16"):
