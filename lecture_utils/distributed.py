@@ -38,37 +38,22 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from lecture_utils.exercises import Exercises, Feedback, check_number
 from lecture_utils.hardware import GB, GPUSpec, LinkSpec, lookup_gpu, lookup_link, peak_flops
 from lecture_utils.models import Cruncher, _check_size, cruncher_num_parameters
-from lecture_utils.napkin import (
+from lecture_utils.napkin import (  # sharded_parts: the command line needs it without torch
     BACKWARD_FLOPS_PER_PARAM_TOKEN,
     FORWARD_FLOPS_PER_PARAM_TOKEN,
-    PRECISIONS,
+    ZERO_STAGES,
+    _check_stage,
     _positive,
     bytes_per_parameter,
+    sharded_parts,
 )
 
 # ---------------------------------------------------------------------------------------------
 # The napkin: what each GPU holds
 # ---------------------------------------------------------------------------------------------
 
-ZERO_STAGES = (0, 1, 2, 3)
 STAGE_NAMES = {0: "DDP", 1: "ZeRO-1", 2: "ZeRO-2", 3: "ZeRO-3 (FSDP)"}
 PARTS = ("weights", "weights_copy", "gradients", "optimizer_state")
-
-
-def sharded_parts(zero_stage: int, precision: str = "fp32") -> tuple[str, ...]:
-    """Which parts of the training state are split over the GPUs at `zero_stage` (ZeRO paper)."""
-    _check_stage(zero_stage)
-    _check_precision(precision)
-    # Stage 1 shards what only the optimizer reads: its state and, under mixed precision, the
-    # fp32 master weights. Stage 2 adds the gradients; stage 3 the weights the model computes
-    # with. Under fp32 the master weights are those weights, so they wait for stage 3.
-    order = ["optimizer_state"]
-    if precision != "fp32":
-        order.append("weights")
-    order.append("gradients")
-    order.append("weights" if precision == "fp32" else "weights_copy")
-    count = {0: 0, 1: len(order) - 2, 2: len(order) - 1, 3: len(order)}[zero_stage]
-    return tuple(order[:count])
 
 
 @dataclass(frozen=True)
@@ -766,13 +751,6 @@ def expected_collectives(strategy: str, num_parameters: int) -> list[Collective]
 # Checks that keep the helpers honest
 # ---------------------------------------------------------------------------------------------
 
-def _check_stage(zero_stage: Any) -> None:
-    if not isinstance(zero_stage, int) or isinstance(zero_stage, bool) \
-            or zero_stage not in ZERO_STAGES:
-        raise ValueError(f"zero_stage must be one of {ZERO_STAGES} (0 = plain DDP), "
-                         f"got {zero_stage!r}")
-
-
 def _check_strategy(strategy: Any) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
@@ -794,11 +772,6 @@ def _check_links(links: Any) -> None:
     if isinstance(links, str) or not isinstance(links, Sequence) or not links:
         raise TypeError(f"links must be a non-empty list of link names such as "
                         f"['NVLink 4'], got {links!r}")
-
-
-def _check_precision(precision: Any) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
 
 
 

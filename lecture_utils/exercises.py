@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lecture_utils.hardware import NotFoundError
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -79,11 +81,8 @@ def check_number(
     return wrong(f"expected a different value{in_unit}.")
 
 
-class UnknownExerciseError(KeyError):
+class UnknownExerciseError(NotFoundError):
     """A notebook has no exercise of this number."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes around it
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

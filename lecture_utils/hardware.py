@@ -50,11 +50,15 @@ _ALIASES = {
 }
 
 
-class UnknownGPUError(KeyError):
-    """No datasheet entry matches this GPU name."""
+class NotFoundError(KeyError):
+    """A lookup by name that found nothing; the course's lookups raise subclasses of it."""
 
     def __str__(self) -> str:  # KeyError would print the message with quotes around it
         return str(self.args[0])
+
+
+class UnknownGPUError(NotFoundError):
+    """No datasheet entry matches this GPU name."""
 
 
 @dataclass(frozen=True)
@@ -316,11 +320,8 @@ def peak_flops(gpu: str | GPUSpec, dtype: str | torch.dtype) -> float:
     return spec.peak_flops(dtype)
 
 
-class UnknownLinkError(KeyError):
+class UnknownLinkError(NotFoundError):
     """No interconnect entry matches this name."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes around it
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -108,14 +108,44 @@ def bytes_per_parameter(optimizer: str = "adamw", precision: str = "fp32") -> By
     key = optimizer.lower() if isinstance(optimizer, str) else optimizer
     if key not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_STATES)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    _check_precision(precision)
     return BytesPerParameter(
         weights=4,
         weights_copy=0 if precision == "fp32" else 2,
         gradients=2 if precision == "mixed_bf16_grads" else 4,
         optimizer_state=4 * OPTIMIZER_STATES[key],
     )
+
+
+ZERO_STAGES = (0, 1, 2, 3)
+
+
+def sharded_parts(zero_stage: int, precision: str = "fp32") -> tuple[str, ...]:
+    """Which parts of the training state are split over the GPUs at `zero_stage` (ZeRO paper)."""
+    _check_stage(zero_stage)
+    _check_precision(precision)
+    # Stage 1 shards what only the optimizer reads: its state and, under mixed precision, the
+    # fp32 master weights. Stage 2 adds the gradients; stage 3 the weights the model computes
+    # with. Under fp32 the master weights are those weights, so they wait for stage 3.
+    order = ["optimizer_state"]
+    if precision != "fp32":
+        order.append("weights")
+    order.append("gradients")
+    order.append("weights" if precision == "fp32" else "weights_copy")
+    count = {0: 0, 1: len(order) - 2, 2: len(order) - 1, 3: len(order)}[zero_stage]
+    return tuple(order[:count])
+
+
+def _check_stage(zero_stage: object) -> None:
+    if not isinstance(zero_stage, int) or isinstance(zero_stage, bool) \
+            or zero_stage not in ZERO_STAGES:
+        raise ValueError(f"zero_stage must be one of {ZERO_STAGES} (0 = plain DDP), "
+                         f"got {zero_stage!r}")
+
+
+def _check_precision(precision: object) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
 
 
 def max_parameters(num_gpus: int, memory_per_gpu: float, bytes_per_param: float) -> float:
@@ -133,22 +163,11 @@ _ZERO_SPLITS = (
 )
 
 
-def _zero_sharded_parts(zero_stage: int, precision: str) -> tuple[str, ...]:
-    """Fields of BytesPerParameter that ZeRO `zero_stage` splits over the GPUs."""
-    # The rule of lecture_utils.distributed.sharded_parts, repeated here because distributed
-    # imports torch and the command line must not; a test keeps the two equal.
-    # Stage 1 splits what only the optimizer step reads: its state and, under the mixed
-    # recipes, the fp32 master weights. Stage 2 adds the gradients, stage 3 everything.
-    step_only = ("optimizer_state",) if precision == "fp32" else ("optimizer_state", "weights")
-    everything = tuple(f.name for f in fields(BytesPerParameter))
-    return {0: (), 1: step_only, 2: (*step_only, "gradients"), 3: everything}[zero_stage]
-
-
 def _max_parameters_zero(num_gpus: int, memory_per_gpu: float, zero_stage: int,
                          optimizer: str, precision: str) -> float:
     """Largest parameter count whose training state fits on each GPU (bytes) at `zero_stage`."""
     per_param = bytes_per_parameter(optimizer, precision)
-    split = _zero_sharded_parts(zero_stage, precision)
+    split = sharded_parts(zero_stage, precision)
     per_gpu = sum(getattr(per_param, f.name) / (num_gpus if f.name in split else 1)
                   for f in fields(BytesPerParameter))
     return memory_per_gpu / per_gpu

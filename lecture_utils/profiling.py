@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lecture_utils.device import as_device, parse_device, synchronize
 from lecture_utils.exercises import CORRECT, Exercises, Feedback, check_number, wrong
+from lecture_utils.hardware import NotFoundError
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.optimizers import (
     TIMELINE_PARTS,
@@ -96,11 +97,8 @@ def _check_stats(stats: Any) -> None:
                         f"{type(stats).__name__}")
 
 
-class UnknownOperatorError(KeyError):
+class UnknownOperatorError(NotFoundError):
     """No operator of this name in a profile."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes around it
-        return str(self.args[0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 
 from lecture_utils import distributed as D
 from lecture_utils.hardware import GB, LINKS, UnknownLinkError, lookup_link, peak_flops
-from lecture_utils.napkin import bytes_per_parameter, max_parameters
+from lecture_utils.napkin import PRECISIONS, bytes_per_parameter, max_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = D.TrainConfig()
@@ -24,7 +24,7 @@ P = 64 * 64 * 4 + 64  # the Cruncher of TrainConfig()
 
 # --- what each GPU holds ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("precision", D.PRECISIONS)
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_stage_0_is_the_napkins_bytes_per_parameter(precision):
     per_param = bytes_per_parameter("adamw", precision)
     b = D.bytes_per_gpu(1000, 8, 0, "adamw", precision)
@@ -75,7 +75,7 @@ def test_ring_collectives():
         D.ring_bytes_per_gpu("reduce_scatter", 96, 4) + D.ring_bytes_per_gpu("all_gather", 96, 4))
 
 
-@pytest.mark.parametrize("precision", D.PRECISIONS)
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_zero_1_and_2_send_what_ddp_sends_and_zero_3_half_again(precision):
     sent = [D.communication_bytes_per_gpu(1e9, 8, s, precision) for s in D.ZERO_STAGES]
     if precision != "mixed":  # gradients and weights travel in the same dtype
