@@ -1,10 +1,11 @@
 """Notebook 00: napkin math for training time and for the largest model that fits.
 
-Also a command line for the same two questions:
+Also a command line for the same questions (`napkin ...` once the course is installed, or
+`python -m lecture_utils.napkin ...`):
 
-    python -m lecture_utils.napkin train-time --params 70e9 --tokens 15e12 --gpus 1024
-    python -m lecture_utils.napkin max-params --gpus 8 --gpu "H100 SXM"
-    python -m lecture_utils.napkin transformer --preset llama3-8b --seq-len 8192 --gpu H200
+    napkin train-time --params 70e9 --tokens 15e12 --gpus 1024
+    napkin max-params --gpus 8 --gpu "H100 SXM"
+    napkin transformer --preset llama3-8b --seq-len 8192 --gpu H200
 
 train-time and max-params import neither torch nor matplotlib, so they answer at once.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from lecture_utils.exercises import CORRECT, Exercises, Feedback, check_number
 from lecture_utils.hardware import (
@@ -237,8 +240,10 @@ def _gpu(text: str) -> GPUSpec:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Installed, the course puts a `napkin` command on the PATH; `python -m` works as well.
+    command = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog="python -m lecture_utils.napkin",
+        prog="napkin" if command == "napkin" else "python -m lecture_utils.napkin",
         description="Napkin math for training: how long it takes, and what fits in memory.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

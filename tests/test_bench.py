@@ -1,4 +1,4 @@
-"""Tests for lecture_utils.bench (the benchmark report) and lecture_utils.gpu_run (`make gpu`)."""
+"""Tests for course_tools.bench (the benchmark report) and course_tools.gpu_run (`make gpu`)."""
 
 import copy
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lecture_utils import bench, gpu_run
+from course_tools import bench, gpu_run
 from lecture_utils.hardware import lookup_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,11 +24,11 @@ needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a ma
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """`python -m lecture_utils.bench --quick` as a user runs it: (exit status, seconds, report)."""
+    """`python -m course_tools.bench --quick` as a user runs it: (exit status, seconds, report)."""
     out = tmp_path_factory.mktemp("bench")
     started = time.monotonic()
     # On the CPU wherever the tests run: the GPU's own report is `make gpu`'s last step.
-    done = subprocess.run([sys.executable, "-m", "lecture_utils.bench", "--quick", "--device",
+    done = subprocess.run([sys.executable, "-m", "course_tools.bench", "--quick", "--device",
                            "cpu", "--out", str(out), "--time-limit", "90"], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
     return done, time.monotonic() - started, out
@@ -352,7 +352,7 @@ def test_report_copy_is_json_serializable():
 
 @needs_no_cuda
 def test_gpu_run_without_cuda_says_so_in_one_line_and_exits_2():
-    done = subprocess.run([sys.executable, "-m", "lecture_utils.gpu_run"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "course_tools.gpu_run"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == gpu_run.NO_GPU == 2
     lines = done.stdout.strip().splitlines()

@@ -68,8 +68,8 @@ def lab(tmp_path_factory) -> Iterator[tuple[str, str]]:
         target = settings / f"{plugin}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-               os.environ.get("PYTHONPATH")])), JUPYTER_CONFIG_DIR=str(tmp_path_factory.mktemp("cfg")),
+    # No PYTHONPATH: the kernels import the course as installed, as when a student starts lab.
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path_factory.mktemp("cfg")),
                JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = open(tmp_path_factory.mktemp("log") / "lab.log", "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(

@@ -1,8 +1,8 @@
 """The course's benchmark report: what this machine's matmuls, training steps and memory really do.
 
-    python -m lecture_utils.bench                  # full sizes (on a GPU: n = 64 .. 16384)
-    python -m lecture_utils.bench --quick          # small sizes and problems: seconds on a CPU
-    python -m lecture_utils.bench readme           # put build/bench/report.json into README.md
+    python -m course_tools.bench                  # full sizes (on a GPU: n = 64 .. 16384)
+    python -m course_tools.bench --quick          # small sizes and problems: seconds on a CPU
+    python -m course_tools.bench readme           # put build/bench/report.json into README.md
 
 It writes build/bench/report.json and report.md: matmul FLOP/s and MFU for each number format over
 a size sweep, the achievable peak next to the datasheet's, the lecture's way of timing against
@@ -560,16 +560,16 @@ def load_report(path: Path) -> dict[str, Any]:
     """A report written by run_report, checked for its format."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no report at {path}: run `python -m lecture_utils.bench` "
+        raise FileNotFoundError(f"no report at {path}: run `python -m course_tools.bench` "
                                 "(or `make gpu` on a GPU) first")
     try:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not a benchmark report (not JSON: {error}); "
-                         "run `python -m lecture_utils.bench` again") from error
+                         "run `python -m course_tools.bench` again") from error
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         raise ValueError(f"{path} is not a benchmark report of format {REPORT_FORMAT}; "
-                         "run `python -m lecture_utils.bench` again")
+                         "run `python -m course_tools.bench` again")
     return report
 
 
@@ -689,7 +689,7 @@ def render_readme_section(report: dict[str, Any]) -> str:
                          "README's GPU section takes a report from `make gpu` on a GPU")
     if "checks" not in report:
         raise ValueError("this report is incomplete: it was stopped before its checks ran. Run "
-                         "`make gpu` (or python -m lecture_utils.bench) again to the end")
+                         "`make gpu` (or python -m course_tools.bench) again to the end")
     lines = [f"Measured on **{m['gpu']}** ({m['gpu_memory_bytes'] / GIB:.1f} GiB), driver "
              f"{m.get('driver') or 'unknown'}, CUDA {m.get('cuda')}, torch {m['torch']}, "
              f"on {m['date']}, by `make gpu` (full report: `build/bench/report.md`).", "",
@@ -731,7 +731,7 @@ def update_readme(readme: Path, report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["readme"]:
-        parser = argparse.ArgumentParser(prog="python -m lecture_utils.bench readme",
+        parser = argparse.ArgumentParser(prog="python -m course_tools.bench readme",
                                          description="Put a GPU report's tables into README.md")
         parser.add_argument("--report", type=Path, default=DEFAULT_OUT / "report.json")
         parser.add_argument("--readme", type=Path, default=README)
@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"updated {args.readme} from {args.report}")
         return 0
-    parser = argparse.ArgumentParser(prog="python -m lecture_utils.bench",
+    parser = argparse.ArgumentParser(prog="python -m course_tools.bench",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: seconds on a CPU")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the report")

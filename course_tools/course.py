@@ -1,8 +1,8 @@
 """Course tooling: tidy notebook metadata, add slide metadata, and write student copies.
 
-    python -m lecture_utils.course normalize notebooks/*.ipynb
-    python -m lecture_utils.course student notebooks/*.ipynb --out notebooks/student
-    python -m lecture_utils.course slides notebooks/*.ipynb --out build/slides
+    python -m course_tools.course normalize notebooks/*.ipynb
+    python -m course_tools.course student notebooks/*.ipynb --out notebooks/student
+    python -m course_tools.course slides notebooks/*.ipynb --out build/slides
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ _EDITOR_KEYS = ("jupytext", "lines_to_next_cell", "execution", "ExecuteTime", "c
 
 def slide_type(cell: dict) -> str:
     """A new slide at each # or ## heading, a sub-slide at ###, otherwise stay on the slide."""
+    if "colab-setup" in cell.get("metadata", {}).get("tags", []):
+        return "skip"  # the Colab install cell: nothing to present
     if cell["cell_type"] != "markdown":
         return "-"
     source = "".join(cell["source"]).lstrip()

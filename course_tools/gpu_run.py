@@ -1,10 +1,10 @@
 """`make gpu`: the whole course checked on a CUDA GPU, in the current Python environment.
 
-    python -m lecture_utils.gpu_run [--time-limit SECONDS]
+    python -m course_tools.gpu_run [--time-limit SECONDS]
 
 1. the unit tests, at the small sizes; 2. every notebook under nbval, one at a time and timed (kernel start
 included), at the sizes this GPU allows, against the same stored outputs as on a CPU; 3. the
-benchmark report (`lecture_utils.bench`) with those times, into build/bench/. Everything runs
+benchmark report (`course_tools.bench`) with those times, into build/bench/. Everything runs
 under one time limit (default 8 minutes): a step that would overrun is stopped, and what was
 measured is kept. Without a CUDA GPU it says so and exits with status 2.
 """
@@ -106,11 +106,11 @@ def no_gpu_message(torch_version: str) -> str:
     return (f"make gpu: no CUDA GPU here (torch {torch_version}), so nothing was run. On a GPU it "
             "runs the unit tests, nbval over every notebook at the GPU's sizes (timed), and the "
             "benchmark report into build/bench/. Here, run `make test`, or "
-            "`python -m lecture_utils.bench --quick` for the report at CPU sizes.")
+            "`python -m course_tools.bench --quick` for the report at CPU sizes.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lecture_utils.gpu_run",
+    parser = argparse.ArgumentParser(prog="python -m course_tools.gpu_run",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
                         help=f"for everything together (default {DEFAULT_TIME_LIMIT:.0f})")
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    # The notebooks' kernels import lecture_utils from the repository, as `make` arranges.
+    # A GPU machine's own Python rarely has the course installed (`pip install -e .` needs the
+    # network for its build backend): the kernels import it from this checkout instead.
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     print(f"make gpu: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_status = None
     if left > 30:  # the report stops itself between parts; the limit here backstops it
         bench_status, _ = run_with_limit(
-            [sys.executable, "-m", "lecture_utils.bench", "--out", str(OUT), "--notebook-times",
+            [sys.executable, "-m", "course_tools.bench", "--out", str(OUT), "--notebook-times",
              str(times_path), "--time-limit", f"{left - 30:.0f}"], left - STOP_GRACE, env)
 
     print(f"\nmake gpu: unit tests {_result(unit_status)}; notebooks "
