@@ -1,6 +1,7 @@
 """The course's notebooks as a whole: metadata, exercises, and student copies that still run."""
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lecture_utils import course
+from course_tools import colab, course
 
 NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"))
 
@@ -47,8 +48,20 @@ def test_strip_solution_rejects_bad_markup(source, match):
 def test_slide_types():
     assert course.slide_type({"cell_type": "markdown", "source": ["# Title"]}) == "slide"
     assert course.slide_type({"cell_type": "markdown", "source": ["### Part"]}) == "subslide"
+    setup = {"cell_type": "code", "metadata": {"tags": ["colab-setup"]}, "source": ["import sys"]}
+    assert course.slide_type(setup) == "skip"
     assert course.slide_type({"cell_type": "markdown", "source": ["text"]}) == "-"
     assert course.slide_type({"cell_type": "code", "source": ["# comment"]}) == "-"
+
+
+def test_every_notebook_opens_in_colab_and_installs_itself_there():
+    assert colab.check(NOTEBOOKS) == []  # `make execute` (or `python -m course_tools.colab sync`)
+
+
+def test_the_readme_opens_every_notebook_in_colab():
+    readme = (NOTEBOOKS[0].parent.parent / "README.md").read_text()
+    links = re.findall(r"https://colab\.research\.google\.com/\S+?\.ipynb", readme)
+    assert links == [colab.colab_url(path) for path in NOTEBOOKS]
 
 
 def test_there_are_notebooks():
@@ -91,6 +104,7 @@ def run_student_copy(path: Path) -> list[str]:
     return "".join(stream_text(c) for c in checks).splitlines()
 
 
+@pytest.mark.slow  # every notebook once more, as a student gets it: `make test-slow`
 def test_student_copies_run_top_to_bottom_with_nothing_solved():
     # Two kernels at a time: the notebooks are small and mostly wait on kernel start-up.
     with ThreadPoolExecutor(max_workers=2) as pool:
