@@ -10,7 +10,7 @@ LOCK        := requirements.lock
 NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
 # The sanitizers and the kernel come from conftest.py, so `pytest --nbval notebooks/` agrees.
 NBVAL_FLAGS := --nbval --nbval-cell-timeout=600
-PYTEST      := $(PYTHON) -m pytest -q
+PYTEST       = $(PYTHON) -m pytest -q
 # One worker per core where pytest-xdist is installed; a notebook stays whole on its worker.
 XDIST        = $$($(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --dist loadfile")
 
