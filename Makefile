@@ -101,8 +101,9 @@ unit: $(SETUP)
 nbval: $(SETUP)
 	$(PYTEST) $(XDIST) $(NBVAL_FLAGS) $(NOTEBOOKS)
 
+# The notebooks first: they are the longest files, and a worker that takes one last idles the other.
 test: lint
-	$(PYTEST) $(XDIST) -m "not slow" --ignore=tests/browser tests $(NBVAL_FLAGS) $(NOTEBOOKS)
+	$(PYTEST) $(XDIST) -m "not slow" $(NBVAL_FLAGS) $(NOTEBOOKS) --ignore=tests/browser tests
 
 # What make test leaves out for speed: each notebook run again as a student's copy.
 test-slow: $(SETUP)

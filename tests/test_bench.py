@@ -381,8 +381,8 @@ def test_run_with_limit_stops_what_the_command_started(tmp_path):
               f"'import time; time.sleep(60)'], start_new_session=True); "
               f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")
     started = time.monotonic()
-    status, seconds = gpu_run.run_with_limit([sys.executable, "-c", script], 10)
-    assert status is None and seconds < 30 and time.monotonic() - started < 30
+    status, seconds = gpu_run.run_with_limit([sys.executable, "-c", script], 4)
+    assert status is None and seconds < 25 and time.monotonic() - started < 25
     child = int(marker.read_text())
     time.sleep(0.2)
     assert not _running(child), "the grandchild (in its own session) was not stopped"
