@@ -218,6 +218,9 @@ def _killed(rank, world_size):
 
 
 def _exits(rank, world_size):
+    # Both ranks finish joining first: otherwise rank 0 may return and close its sockets while
+    # rank 1 is still connecting, and rank 1 fails in init_process_group instead (seen under load).
+    torch.distributed.barrier()
     if rank == 1:
         sys.exit(0)
     return rank

@@ -6,10 +6,7 @@ solutions. Screenshots go to build/screenshots/site-*.png. Run with `make test-b
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -25,14 +22,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PAGES = ["index.html"] + [f"{p.stem}.html" for p in NOTEBOOKS]
 VENDOR = ROOT / "build" / "slides" / "vendor"
 SCREENSHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-# Headless, and quiet on a machine with no network: no background calls home.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package "
-                "(or set $CHROMIUM) to run the browser tests", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +37,6 @@ def site_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site") / "site"
     site.build_site(NOTEBOOKS, out, VENDOR)
     return out
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @functools.cache
