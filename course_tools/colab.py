@@ -35,7 +35,7 @@ DISTRIBUTION = "pytorch-resource-accounting"
 BRANCH = "main"  # the link opens this branch's notebook, the cell installs this branch's code
 TAG = "colab-setup"
 SKIP_SLIDE = {"slide_type": "skip"}  # setting up is no part of a talk
-# Built by the runtime for its accelerator (Colab: CUDA); a copy from PyPI would lose the GPU.
+# Built by the runtime for its accelerator (Colab: CUDA); a generic reinstall could lose the GPU.
 NEVER_REPLACE = ("torch",)
 
 
