@@ -32,8 +32,8 @@ SYSTEM_UV := $(shell command -v uv 2>/dev/null)
 UV_ENV = $(if $(PIP_FIND_LINKS),UV_FIND_LINKS="$(PIP_FIND_LINKS)") \
          $(if $(PIP_INDEX_URL),UV_DEFAULT_INDEX="$(PIP_INDEX_URL)")
 
-.PHONY: help setup lab test test-slow test-browser lint unit nbval execute student slides site gpu bench \
-        readme-gpu lock clean
+.PHONY: help setup lab test test-slow test-browser lint unit nbval execute student slides site \
+        gpu bench readme-gpu lock clean
 
 help:
 	@echo "make lab      set up .venv and open the course in JupyterLab"
@@ -134,7 +134,6 @@ $(SLIDES_VENDOR)/.installed:
 	mkdir -p $(SLIDES_VENDOR)
 	npm install --no-audit --no-fund --silent --prefix $(SLIDES_VENDOR) \
 		reveal.js@4.6.1 jquery@3.7.1 requirejs@2.3.7 mathjax@2.7.9
-	printf 'export default { initialize() {} };\n' > $(SLIDES_VENDOR)/mermaid-stub.mjs
 	touch $@
 
 slides: $(SETUP) $(SLIDES_VENDOR)/.installed

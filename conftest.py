@@ -1,12 +1,28 @@
-"""pytest's settings for the notebooks, from whatever folder it starts: `pytest --nbval notebooks/`
-compares them as `make test` does, with the course's sanitizers and this Python as the kernel.
+"""pytest's settings for the tests and the notebooks, from whatever folder it starts:
+`pytest --nbval notebooks/` compares them as `make test` does, with the course's sanitizers and
+this Python as the kernel.
+
+`make` installs the course (`pip install -e .`): tests and kernels import it as any user would.
+A checkout used without installing it (a GPU machine's own Python, `make test CURRENT_ENV=1`)
+gets the repository on the path, for the kernels too.
 """
 
+import importlib.metadata
 import os
 import sys
 from pathlib import Path
 
-SANITIZE = Path(__file__).resolve().parent / "tests" / "nbval_sanitize.cfg"
+ROOT = str(Path(__file__).resolve().parent)
+SANITIZE = Path(ROOT) / "tests" / "nbval_sanitize.cfg"
+
+try:
+    importlib.metadata.distribution("pytorch-resource-accounting")
+except importlib.metadata.PackageNotFoundError:
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    if ROOT not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT,
+                                                                 os.environ.get("PYTHONPATH")]))
 
 
 def pytest_configure(config):

@@ -20,11 +20,9 @@ import math
 import os
 import platform
 import shutil
-import stat
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from typing import Any
 
 import torch
 
+from course_tools.course import write_atomically
 from lecture_utils.device import (
     Needs,
     describe_device,
@@ -124,27 +123,6 @@ class Deadline:
 
 def _key(device: torch.device) -> str:
     return "cuda" if device.type == "cuda" else "other"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        # mkstemp makes the file private (0600): give it the old file's mode, or the umask's.
-        if path.exists():
-            mode = stat.S_IMODE(path.stat().st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _free(device: torch.device) -> None:

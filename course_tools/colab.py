@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
+
+from course_tools.course import write_notebook
 
 try:  # Colab has packaging; where it is missing, a small reading of ">=" below suffices
     from packaging.requirements import Requirement
@@ -205,19 +206,6 @@ def _bring_in_sync(nb: dict, notebook: Path, repo_url: str) -> list[str]:
     return problems
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: an interrupted run never leaves half a notebook."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.chmod(temporary, path.stat().st_mode & 0o7777)  # mkstemp's files are private
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def sync(notebooks: list[Path], repo_url: str | None = None) -> list[Path]:
     """Add or refresh the Colab link and setup cell in each notebook; returns those changed."""
     repo_url = repo_url or repository_url()
@@ -225,8 +213,7 @@ def sync(notebooks: list[Path], repo_url: str | None = None) -> list[Path]:
     for path in map(Path, notebooks):
         nb = json.loads(path.read_text(encoding="utf-8"))
         if _bring_in_sync(nb, path, repo_url):
-            # The same formatting as course.normalize, so the two never fight over a file.
-            _write_atomically(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            write_notebook(path, nb)  # as course.normalize writes: the two never fight over a file
             changed.append(path)
     return changed
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import stat
+import tempfile
 from pathlib import Path
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -30,6 +33,32 @@ def slide_type(cell: dict) -> str:
     return "-"
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        # mkstemp makes the file private (0600): give it the old file's mode, or the umask's.
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_notebook(path: Path, nb: dict) -> None:
+    """Save notebook `nb` to `path` atomically, formatted as Jupyter saves it (one-space indent)."""
+    write_atomically(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def normalize(path: Path) -> None:
     """Drop editor metadata, set the python3 kernel, and add slide metadata, in place."""
     nb = json.loads(path.read_text())
@@ -43,7 +72,7 @@ def normalize(path: Path) -> None:
         if "solution" in cell["metadata"].get("tags", []):
             # Worked solutions start folded: a student clicks to reveal them.
             cell["metadata"]["jupyter"] = {"source_hidden": True}
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    write_notebook(path, nb)
 
 
 BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# STUDENT: "
@@ -105,20 +134,24 @@ def write_student_copies(notebooks: list[Path], out: Path) -> list[Path]:
     written = []
     for path in notebooks:
         target = out / path.name
-        nb = student_copy(json.loads(path.read_text()))
-        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        write_notebook(target, student_copy(json.loads(path.read_text())))
         written.append(target)
     return written
 
 
-# Where `make slides` puts the JavaScript the decks load, relative to the decks themselves.
+# Where `make slides` puts the JavaScript the decks load, relative to the decks themselves; the
+# site (course_tools.site) copies MathJax and require.js from the same folder.
 VENDOR = "vendor"
+REQUIRE_JS = "node_modules/requirejs/require.js"
+MATHJAX_DIR = "node_modules/mathjax"
+MATHJAX_CONFIG = "MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+# nbconvert always imports mermaid, run only for diagrams, which the course has none of.
+MERMAID_STUB = "export default { initialize() {} };  // the course has no mermaid diagrams\n"
 SLIDE_ASSETS = {
     "reveal_url_prefix": f"{VENDOR}/node_modules/reveal.js",
     "jquery_url": f"{VENDOR}/node_modules/jquery/dist/jquery.min.js",
-    "require_js_url": f"{VENDOR}/node_modules/requirejs/require.js",
-    "mathjax_url": f"{VENDOR}/node_modules/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
-    # nbconvert always imports mermaid; the notebooks have no diagrams, so a local no-op.
+    "require_js_url": f"{VENDOR}/{REQUIRE_JS}",
+    "mathjax_url": f"{VENDOR}/{MATHJAX_DIR}/{MATHJAX_CONFIG}",
     "mermaid_js_url": f"{VENDOR}/mermaid-stub.mjs",
 }
 
@@ -132,6 +165,7 @@ def export_slides(notebooks: list[Path], out: Path) -> list[Path]:
     for name, url in SLIDE_ASSETS.items():
         setattr(exporter, name, url)  # set on the instance: not all are config options
     out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / VENDOR / "mermaid-stub.mjs", MERMAID_STUB)
     written = []
     for path in notebooks:
         body, _ = exporter.from_filename(str(path))

@@ -23,14 +23,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 import nbformat
 
+from course_tools.course import MATHJAX_CONFIG, MATHJAX_DIR, MERMAID_STUB, REQUIRE_JS
+
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
 
 TEMPLATES = Path(__file__).with_name("site_templates")
 COURSE_TITLE = "PyTorch and resource accounting"
 FETCH_VENDOR = "run `make slides` once to fetch MathJax (needs npm)"
-MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
-REQUIRE_JS = "node_modules/requirejs/require.js"
+MATHJAX_URL = f"mathjax/{MATHJAX_CONFIG}"
 # What MathJax.js?config=TeX-AMS_CHTML-full,Safe can load for CommonHTML output, read off a
 # browser's requests, plus what it loads on demand (TeX extensions, operator tables, the help
 # dialog): 1.4 MB of the package's 73 MB.
@@ -47,8 +48,6 @@ MATHJAX_FILES = (
     "jax/output/CommonHTML",
     "fonts/HTML-CSS/TeX/woff",
 )
-# nbconvert always emits a mermaid import, run only for diagrams, which the course has none of.
-MERMAID_STUB = "export default { initialize() {} };  // the course has no mermaid diagrams\n"
 ATTRIBUTE = re.compile(r'\b(href|src)="([^"]*)"')
 ELEMENT_ID = re.compile(r'\bid="([^"]*)"')
 
@@ -110,7 +109,7 @@ def check_arguments(notebooks: list[Path], out: Path, vendor: Path) -> None:
         raise SiteError(f"notebooks: two share a name, and so a page: {sorted(stems)}")
     if not vendor.is_dir():
         raise SiteError(f"--vendor {vendor}: no such folder; {FETCH_VENDOR}")
-    mathjax = vendor / "node_modules" / "mathjax"
+    mathjax = vendor / MATHJAX_DIR
     missing = [f"mathjax/{f}" for f in MATHJAX_FILES if not (mathjax / f).exists()]
     missing += [] if (vendor / REQUIRE_JS).is_file() else ["requirejs/require.js"]
     if missing:
@@ -303,7 +302,7 @@ def write_site(notebooks: list[Path], site: Path, vendor: Path, title: str) -> l
 def copy_assets(vendor: Path, site: Path) -> None:
     """Copy into `site` its stylesheet and the scripts the pages load: MathJax, require.js."""
     shutil.copy2(TEMPLATES / "site.css", site / "site.css")
-    mathjax = vendor / "node_modules" / "mathjax"
+    mathjax = vendor / MATHJAX_DIR
     for rel in MATHJAX_FILES:
         source, target = mathjax / rel, site / "mathjax" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +340,8 @@ def build_site(notebooks: list[Path], out: Path, vendor: Path,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m course_tools.site",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="the executed notebooks (pages go in file-name order)")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="the executed notebooks (pages go in file-name order)")
     parser.add_argument("--out", type=Path, default=Path("build/site"), help="the site's folder")
     parser.add_argument("--vendor", type=Path, default=Path("build/slides/vendor"),
                         help="where `make slides` put MathJax and require.js (node_modules/)")
