@@ -32,8 +32,8 @@ NO_GPU = 2  # exit status: nothing to do on this machine
 # What the tests and notebooks import beside torch (each module has its package's name).
 NEEDED_MODULES = ("pytest", "nbval", "ipykernel", "nbclient", "nbformat", "nbconvert", "einops",
                   "jaxtyping", "beartype", "matplotlib", "numpy")
-NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with",
-               str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout=600"]
+# The sanitizers and the kernel (this Python) come from the repository's conftest.py.
+NBVAL_FLAGS = ["--nbval", "--nbval-cell-timeout=600"]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -138,11 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     OUT.mkdir(parents=True, exist_ok=True)
-    python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    python = [sys.executable, "-m", "pytest", "-q"]
     # A GPU machine's own Python rarely has the course installed (`pip install -e .` needs the
-    # network for its build backend): the kernels import it from this checkout instead.
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    # network for its build backend): conftest.py then puts this checkout on the kernels' path.
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     print(f"make gpu: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"time limit {args.time_limit:.0f} s", flush=True)
 
