@@ -15,6 +15,7 @@ and the notebook calls `EXERCISES.check(1, answer)`. An answer left as None is r
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,16 @@ class Feedback:
     message: str
 
 
-CORRECT = Feedback(True, "correct.")
+CORRECT = Feedback(True, "well done.")
 UNANSWERED = Feedback(None, "not answered yet: replace the None (or the stub) with your answer.")
+
+# An answer to 2 significant figures is off by up to 5% (1.05 -> 1.1), to 3 by up to 0.5%: 2%
+# accepts any careful 3-figure answer and most 2-figure ones, and still tells 10^9 from 2^30
+# (7%) and every other typical slip apart. Exercises that want an exact count say so.
+DEFAULT_REL_TOL = 0.02
+
+# Printed verdicts are wrapped to this many characters, which fit a notebook and a slide.
+OUTPUT_WIDTH = 88
 
 
 def wrong(hint: str) -> Feedback:
@@ -39,46 +48,83 @@ def wrong(hint: str) -> Feedback:
     return Feedback(False, f"not quite. {hint}")
 
 
-def check_number(
-    answer: Any,
-    expected: float,
-    *,
-    rel_tol: float = 1e-3,
-    hints: dict[float, str] | None = None,
-    unit: str = "",
-) -> Feedback:
-    """Check a number within `rel_tol`; `hints` maps typical wrong answers to what went wrong."""
-    if answer is None:
-        return UNANSWERED
+def tolerance_text(rel_tol: float) -> str:
+    """How close an answer must be, in words: "exactly" or "within 2%"."""
+    if rel_tol == 0:
+        return "exactly"
+    percent = rel_tol * 100
+    return f"within {percent:.2g}%" if percent >= 0.01 else f"to a relative {rel_tol:.0e}"
+
+
+def difference_text(value: float, expected: float) -> str:
+    """How far `value` is from `expected`, in words: "3.4% too large", "about 12x too small"."""
+    ratio = value / expected
+    if ratio < 0:
+        return "the sign is wrong"
+    if 0.5 <= ratio <= 2:
+        percent = abs(ratio - 1) * 100
+        shown = f"{percent:.2g}" if percent < 10 else f"{percent:.0f}"
+        return f"{shown}% too {'large' if ratio > 1 else 'small'}"
+    times = ratio if ratio > 1 else 1 / ratio
+    return f"about {times:.3g}x too {'large' if ratio > 1 else 'small'}"
+
+
+def as_number(answer: Any, unit: str = "") -> float | Feedback:
+    """`answer` as a finite float, or the Feedback that says why it is not one."""
     in_unit = f" (in {unit})" if unit else ""
+    if answer is None or answer is Ellipsis:
+        return UNANSWERED
+    if isinstance(answer, str):
+        return wrong(f"got the text {answer!r}; give a number{in_unit}, without quotes.")
     if isinstance(answer, bool) or not hasattr(answer, "__float__"):
-        return wrong(f"expected a number{in_unit}, got {type(answer).__name__}.")
+        return wrong(f"expected a number{in_unit}, got a {type(answer).__name__}.")
     try:
         value = float(answer)
     except (TypeError, ValueError, OverflowError):  # a tensor or array of several numbers
         return wrong(f"expected one number{in_unit}, got a {type(answer).__name__} that is not "
                      "a single number.")
-    if not math.isfinite(value):
-        return wrong(f"expected a finite number{in_unit}, got {value}.")
+    if math.isnan(value):
+        return wrong("got nan (not a number): something computed 0/0, inf - inf or used an "
+                     "undefined value; print the pieces of your formula to find it.")
+    if math.isinf(value):
+        return wrong(f"got {value}: something overflowed or divided by zero; give a finite "
+                     f"number{in_unit}.")
+    return value
+
+
+def check_number(
+    answer: Any,
+    expected: float,
+    *,
+    rel_tol: float = DEFAULT_REL_TOL,
+    hints: dict[float, str] | None = None,
+    unit: str = "",
+) -> Feedback:
+    """Check a number within `rel_tol`; `hints` maps typical wrong answers to what went wrong."""
+    value = as_number(answer, unit)
+    if isinstance(value, Feedback):
+        return value
+    in_unit = f" (in {unit})" if unit else ""
     if math.isclose(value, expected, rel_tol=rel_tol):
         return CORRECT
+    # A typical slip is recognized as closely as a right answer would be (at least to 0.1%).
     for typical, hint in (hints or {}).items():
-        if math.isclose(value, typical, rel_tol=rel_tol):
+        if math.isclose(value, typical, rel_tol=max(rel_tol, 1e-3)):
             return wrong(hint)
-    if expected and value and math.isclose(value / expected, 2**30 / 1e9, rel_tol=1e-3):
-        return wrong("off by 2^30/10^9: mixing up GB (10^9 bytes) and GiB (2^30 bytes)?")
-    if expected and value and math.isclose(value / expected, 1e9 / 2**30, rel_tol=1e-3):
-        return wrong("off by 10^9/2^30: mixing up GiB (2^30 bytes) and GB (10^9 bytes)?")
-    ratio = value / expected if expected else 0.0
-    if ratio and math.isfinite(ratio):  # a ratio that overflows or underflows says nothing
+    if not expected or not value:
+        return wrong(f"expected {'zero' if not expected else 'a nonzero number'}{in_unit}.")
+    ratio = value / expected
+    for factor, slip in ((2**30 / 1e9, "GB (10^9 bytes) and GiB (2^30 bytes)"),
+                         (1e9 / 2**30, "GiB (2^30 bytes) and GB (10^9 bytes)")):
+        if math.isclose(ratio, factor, rel_tol=1e-3):
+            return wrong(f"{difference_text(value, expected)}: mixing up {slip}?")
+    if math.isfinite(ratio):  # a ratio that overflows or underflows says nothing
         exponent = round(math.log10(abs(ratio)))
         if exponent and math.isclose(abs(ratio), 10.0**exponent, rel_tol=1e-3):
             return wrong(f"off by a factor of 10^{exponent}: check your units{in_unit}.")
-        if ratio < 0:
-            return wrong("the sign is wrong.")
-        direction = "too large" if ratio > 1 else "too small"
-        return wrong(f"{direction} by a factor of {ratio:.3g}; recheck each factor{in_unit}.")
-    return wrong(f"expected a different value{in_unit}.")
+    accepted = tolerance_text(rel_tol)
+    return wrong(f"{difference_text(value, expected)} (answers {accepted} are accepted); "
+                 f"recheck each factor{in_unit}.")
 
 
 class UnknownExerciseError(NotFoundError):
@@ -87,11 +133,16 @@ class UnknownExerciseError(NotFoundError):
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: its number, a short title, and its checker."""
+    """One exercise: its number, a short title, the answer it wants, and its checker."""
 
     number: int
     title: str
     checker: Callable[[Any], Feedback]
+    wants: str = ""  # the form and precision of the answer, e.g. "a number of days, within 2%"
+
+
+# A mark and a word: the word still reads where the font has no emoji (a projector, a terminal).
+MARKS = {True: "✅ [correct]", False: "❌ [wrong]", None: "⏳ [to do]"}
 
 
 class Exercises:
@@ -101,13 +152,17 @@ class Exercises:
         self.notebook = notebook
         self.exercises: dict[int, Exercise] = {}
 
-    def checker(self, number: int, title: str) -> Callable:
-        """Register the decorated function as the checker of exercise `number`."""
+    def checker(self, number: int, title: str, *, wants: str = "") -> Callable:
+        """Register the decorated function as the checker of exercise `number`.
+
+        `wants` says what to answer and how precisely ("a number of days, within 2%"); it is
+        shown with every verdict but a correct one.
+        """
         if number in self.exercises:
             raise ValueError(f"exercise {self.notebook}.{number} is registered twice")
 
         def register(fn: Callable[[Any], Feedback]) -> Callable[[Any], Feedback]:
-            self.exercises[number] = Exercise(number, title, fn)
+            self.exercises[number] = Exercise(number, title, fn, wants)
             return fn
 
         return register
@@ -120,6 +175,8 @@ class Exercises:
                                        f"(it has {known}): pass the exercise's number")
         if answer is None or answer is Ellipsis:
             return UNANSWERED
+        if isinstance(answer, float) and not math.isfinite(answer):
+            return as_number(answer)  # no exercise wants nan or inf: say where they come from
         try:
             return self.exercises[number].checker(answer)
         except Exception as e:  # noqa: BLE001 (a student's broken code must give a hint, not a traceback)
@@ -128,6 +185,10 @@ class Exercises:
     def check(self, number: int, answer: Any) -> None:
         """Print the verdict on `answer` for exercise `number`."""
         verdict = self.feedback(number, answer)
-        mark = {True: "✅", False: "❌", None: "⏳"}[verdict.correct]
-        title = self.exercises[number].title
-        print(f"{mark} Exercise {self.notebook}.{number} ({title}): {verdict.message}")
+        exercise = self.exercises[number]
+        message = verdict.message
+        if verdict.correct is not True and exercise.wants:
+            message += f" Wanted: {exercise.wants}."
+        line = f"{MARKS[verdict.correct]} Exercise {self.notebook}.{number} ({exercise.title}): "
+        # Wrapped here, between words: a notebook wraps a long output line anywhere, mid-word.
+        print(textwrap.fill(line + message, width=OUTPUT_WIDTH, subsequent_indent="    "))

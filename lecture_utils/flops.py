@@ -213,6 +213,69 @@ def benchmark(
     )
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call from several timed blocks: the median, and the spread around it."""
+
+    times: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.times or not all(math.isfinite(t) and t >= 0 for t in self.times):
+            raise ValueError(f"times must be one or more finite seconds >= 0, got {self.times}")
+
+    @property
+    def median(self) -> float:
+        """Seconds: the middle block, which ignores the odd block slowed by another program."""
+        return statistics.median(self.times)
+
+    @property
+    def low(self) -> float:
+        """Seconds: the lower quartile of the blocks (the fastest block, with fewer than 4)."""
+        return self.quartiles()[0]
+
+    @property
+    def high(self) -> float:
+        """Seconds: the upper quartile of the blocks (the slowest block, with fewer than 4)."""
+        return self.quartiles()[1]
+
+    def quartiles(self) -> tuple[float, float]:
+        """Seconds: the lower and upper quartiles, where half of the blocks fall."""
+        if len(self.times) < 4:
+            return min(self.times), max(self.times)
+        q1, _, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
+        return q1, q3
+
+    def format(self, unit: str = "ms") -> str:
+        """The median and the quartiles, e.g. "1.23 ms (1.20-1.31)"."""
+        scale = {"s": 1.0, "ms": 1e3, "us": 1e6}[unit]
+        return (f"{self.median * scale:.3g} {unit} "
+                f"({self.low * scale:.3g}-{self.high * scale:.3g})")
+
+
+def time_it(
+    fn: Callable[[], Any],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 15,
+    number: int | None = None,
+) -> Timing:
+    """fn()'s seconds per call as a Timing: `repeats` timed blocks after `warmup` calls."""
+    return Timing(tuple(measure_times(fn, device=device, warmup=warmup, repeats=repeats,
+                                      number=number)))
+
+
+def compare_timings(name_a: str, a: Timing, name_b: str, b: Timing) -> str:
+    """A conclusion computed from two timings: which is faster and by how much, or that they
+    cannot be told apart (their spreads overlap)."""
+    ratio = a.median / b.median if b.median else math.inf
+    if a.low <= b.high and b.low <= a.high:
+        return (f"{name_a} and {name_b} agree within their spread "
+                f"(medians {ratio:.2f}x apart)")
+    faster, slower, times = (name_a, name_b, 1 / ratio) if ratio < 1 else (name_b, name_a, ratio)
+    return f"{faster} is {times:.2f}x faster than {slower} (their spreads do not overlap)"
+
+
 def time_each_call_cold(
     fn: Callable[[], Any], *, calls: int = 5, device: torch.device | str | None = None
 ) -> list[float]:

@@ -357,3 +357,16 @@ def test_time_each_call_cold_and_warm():
         time_each_call_cold(lambda: None, calls=0)
     with pytest.raises(TypeError, match="zero-argument function"):
         time_each_call_cold(None)
+
+
+def test_timing_summary_and_a_conclusion_computed_from_it():
+    from lecture_utils.flops import Timing, compare_timings
+
+    fast, slow = Timing((1.0, 1.1, 1.2, 0.9, 5.0)), Timing((3.0, 3.2, 2.9, 3.1))
+    assert fast.median == 1.1 and (fast.low, fast.high) == (1.0, 1.2)
+    assert fast.format("s") == "1.1 s (1-1.2)"
+    assert compare_timings("a", fast, "b", slow).startswith("a is 2.77x faster than b")
+    assert compare_timings("b", slow, "a", fast).startswith("a is 2.77x faster than b")
+    assert "agree within their spread" in compare_timings("a", fast, "a again", fast)
+    with pytest.raises(ValueError, match="times must be"):
+        Timing(())
