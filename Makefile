@@ -48,7 +48,7 @@ help:
 	@echo "make readme-gpu  copy build/bench/report.json's figures into README.md"
 	@echo "make site     build the course as an offline website into build/site/"
 	@echo "make lock     re-resolve requirements.lock (every pinned package) with uv"
-	@echo "make clean    remove .venv and generated files"
+	@echo "make clean    remove .venv and generated files (never the student copies)"
 	@echo "Add CURRENT_ENV=1 to use the current Python environment instead of .venv."
 
 setup: $(SETUP)
@@ -123,9 +123,11 @@ execute: $(SETUP)
 	$(PYTHON) -m course_tools.course normalize $(if $(NB),$(NB),$(NOTEBOOKS))
 
 # Student copies: every worked solution replaced by its stub, outputs cleared.
+# A copy a student has edited or run is kept, never overwritten: only untouched ones refresh.
+STUDENT_DIR ?= notebooks/student
 student: $(SETUP)
-	$(PYTHON) -m course_tools.course student $(NOTEBOOKS) --out notebooks/student
-	@echo "Student copies are in notebooks/student/ (make lab shows them under student/)."
+	$(PYTHON) -m course_tools.course student $(NOTEBOOKS) --out $(STUDENT_DIR)
+	@echo "Student copies are in $(STUDENT_DIR)/ (make lab shows notebooks/student/ as student/)."
 
 # Slides: each notebook as a reveal.js deck that works offline. The JavaScript it needs comes
 # from the npm registry once (needs Node.js/npm) and sits beside the decks in build/slides/vendor.
@@ -160,6 +162,7 @@ readme-gpu:
 	$(if $(wildcard $(PYTHON)),$(PYTHON),python3) -m course_tools.bench readme
 
 clean:
-	rm -rf $(VENV) notebooks/student build
+	rm -rf $(VENV) build
 	find . -name __pycache__ -prune -exec rm -rf {} +
-	find . -name .ipynb_checkpoints -prune -exec rm -rf {} +
+	find . -path ./notebooks/student -prune -o -name .ipynb_checkpoints -prune -exec rm -rf {} +
+	@echo "notebooks/student/ is kept: it may hold a student's work."

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -113,8 +114,12 @@ def strip_solution(source: str) -> str:
     return "\n".join(out)
 
 
-def student_copy(nb: dict) -> dict:
-    """A copy of notebook `nb` with solutions replaced by stubs and every output cleared."""
+def student_copy(nb: dict, name: str = "") -> dict:
+    """A copy of notebook `nb` with solutions replaced by stubs and every output cleared.
+
+    Its metadata records a fingerprint of the copy as written, so that a later `make student`
+    can tell a copy nobody has touched (safe to refresh) from one a student has worked in.
+    """
     nb = json.loads(json.dumps(nb))
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
@@ -125,18 +130,44 @@ def student_copy(nb: dict) -> dict:
             cell["source"] = strip_solution("".join(cell["source"]))
             cell["metadata"]["tags"] = [t if t != "solution" else "exercise" for t in tags]
             cell["metadata"].pop("jupyter", None)  # the stub must be visible
+    nb["metadata"]["student_copy"] = {"of": name}
+    nb["metadata"]["student_copy"]["fingerprint"] = fingerprint(nb)
     return nb
 
 
-def write_student_copies(notebooks: list[Path], out: Path) -> list[Path]:
-    """Write student copies of `notebooks` into the folder `out`; returns their paths."""
+def fingerprint(nb: dict) -> str:
+    """SHA-256 of notebook `nb` as canonical JSON, leaving out the fingerprint it stores."""
+    nb = json.loads(json.dumps(nb))
+    nb.get("metadata", {}).get("student_copy", {}).pop("fingerprint", None)
+    return hashlib.sha256(json.dumps(nb, sort_keys=True).encode()).hexdigest()
+
+
+def is_untouched_student_copy(path: Path) -> bool:
+    """Whether `path` is a student copy exactly as `make student` wrote it (no one's work in it)."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        stored = nb["metadata"]["student_copy"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable, or not written by make student: someone's file, keep it
+    return stored == fingerprint(nb)
+
+
+def write_student_copies(notebooks: list[Path], out: Path) -> tuple[list[Path], list[Path]]:
+    """Write student copies of `notebooks` into the folder `out`, never over a student's work.
+
+    A copy already there is refreshed only if it is untouched since `make student` wrote it;
+    one that was edited, run or saved is kept as it is. Returns (written, kept).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, kept = [], []
     for path in notebooks:
         target = out / path.name
-        write_notebook(target, student_copy(json.loads(path.read_text())))
+        if target.exists() and not is_untouched_student_copy(target):
+            kept.append(target)
+            continue
+        write_notebook(target, student_copy(json.loads(path.read_text()), path.name))
         written.append(target)
-    return written
+    return written, kept
 
 
 # Where `make slides` puts the JavaScript the decks load, relative to the decks themselves; the
@@ -194,8 +225,12 @@ def main(argv: list[str] | None = None) -> None:
         for path in export_slides(args.notebooks, args.out):
             print(f"wrote {path}")
     else:
-        for path in write_student_copies(args.notebooks, args.out):
+        written, kept = write_student_copies(args.notebooks, args.out)
+        for path in written:
             print(f"wrote {path}")
+        for path in kept:
+            print(f"kept {path}: it has been edited or run since it was written, so it holds "
+                  "your work. For a fresh copy, rename or move it, then run make student again.")
 
 
 if __name__ == "__main__":
