@@ -122,9 +122,9 @@ def check_number(
         exponent = round(math.log10(abs(ratio)))
         if exponent and math.isclose(abs(ratio), 10.0**exponent, rel_tol=1e-3):
             return wrong(f"off by a factor of 10^{exponent}: check your units{in_unit}.")
-    accepted = tolerance_text(rel_tol)
-    return wrong(f"{difference_text(value, expected)} (answers {accepted} are accepted); "
-                 f"recheck each factor{in_unit}.")
+    accepted = ("only the exact value is accepted" if rel_tol == 0
+                else f"answers {tolerance_text(rel_tol)} are accepted")
+    return wrong(f"{difference_text(value, expected)} ({accepted}); recheck each factor{in_unit}.")
 
 
 class UnknownExerciseError(NotFoundError):

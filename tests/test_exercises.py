@@ -1,10 +1,16 @@
+import math
+
 import pytest
 
 from lecture_utils.exercises import (
     CORRECT,
+    DEFAULT_REL_TOL,
+    OUTPUT_WIDTH,
     UNANSWERED,
     Exercises,
     check_number,
+    difference_text,
+    tolerance_text,
     wrong,
 )
 
@@ -16,19 +22,44 @@ def test_check_number_verdicts():
     assert check_number(True, 1.0).correct is False
 
 
-def test_check_number_hints():
+def test_the_default_tolerance_accepts_three_significant_figures():
+    assert DEFAULT_REL_TOL == 0.02
+    for expected in (26.74e9, 30.44, 1.049, 9.995e-3, 123_456):
+        rounded = float(f"{expected:.3g}")
+        assert check_number(rounded, expected) is CORRECT, (rounded, expected)
+    assert check_number(30, 30.44) is CORRECT  # 2 significant figures, 1.4% off
+    assert check_number(1.1, 1.049).correct is False  # 2 figures 4.9% off: a stated tighter need
+
+
+def test_a_wrong_answer_gets_a_percent_or_a_multiple_never_a_factor_of_one():
+    assert difference_text(27.6e9, 26.7e9) == "3.4% too large"
+    assert difference_text(29.0, 30.44) == "4.7% too small"
+    assert difference_text(12.0, 1.0) == "about 12x too large"
+    assert difference_text(1.0, 3.0) == "about 3x too small"
+    message = check_number(29.0, 30.44, unit="days").message
+    assert "4.7% too small" in message and "within 2%" in message and "factor of" not in message
+    assert "only the exact value" in check_number(99, 100, rel_tol=0).message
+    assert tolerance_text(0) == "exactly" and tolerance_text(0.02) == "within 2%"
+
+
+def test_check_number_names_what_kind_of_wrong():
     hint = check_number(6.0, 3.0, hints={6.0: "you doubled it"})
     assert hint.correct is False and "you doubled it" in hint.message
     assert "GB" in check_number(3e9 * 2**30 / 1e9, 3e9).message
     assert "10^3" in check_number(3000.0, 3.0).message
     assert "sign" in check_number(-3.0, 3.0).message
     assert "too large" in check_number(4.0, 3.0).message
+    assert "got nan (not a number)" in check_number(math.nan, 3.0).message
+    assert "finite" in check_number(math.inf, 3.0).message
+    assert "text '3'" in check_number("3", 3.0).message and "without quotes" in \
+        check_number("3", 3.0).message
+    assert "expected a number" in check_number([3.0], 3.0).message
 
 
 def test_exercises_registry(capsys):
     ex = Exercises("99")
 
-    @ex.checker(1, "a number")
+    @ex.checker(1, "a number", wants="an int, exactly")
     def _(answer):
         return CORRECT if answer == 1 else wrong("try 1")
 
@@ -39,12 +70,29 @@ def test_exercises_registry(capsys):
     ex.check(1, 1)
     ex.check(1, 2)
     ex.check(1, None)
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("✅ Exercise 99.1") and "correct" in out[0]
-    assert out[1].startswith("❌") and "try 1" in out[1]
-    assert out[2].startswith("⏳") and "not answered yet" in out[2]
+    ex.check(1, math.nan)
+    out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    # A mark and a word: the word reads where no emoji font is installed.
+    assert out[0] == "✅ [correct] Exercise 99.1 (a number): well done."
+    assert out[1].startswith("❌ [wrong]") and "try 1" in out[1]
+    assert out[1].endswith("Wanted: an int, exactly.")  # every verdict but a correct one
+    assert out[2].startswith("⏳ [to do]") and "not answered yet" in out[2]
+    assert out[3].startswith("❌ [wrong]") and "nan" in out[3]  # never reaches the checker
     assert "ZeroDivisionError" in ex.feedback(2, 5).message
     with pytest.raises(KeyError, match="no exercise 3"):
         ex.feedback(3, 1)
     with pytest.raises(ValueError, match="registered twice"):
         ex.checker(1, "again")
+
+
+def test_a_long_verdict_is_wrapped_between_words(capsys):
+    ex = Exercises("99")
+
+    @ex.checker(1, "a long one", wants="a number of FLOPs, within 2%")
+    def _(answer):
+        return wrong("a hint " * 30)
+
+    ex.check(1, 5)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= OUTPUT_WIDTH for line in lines)
+    assert all(line.startswith("    ") for line in lines[1:])
