@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 import torch
 from jaxtyping import Float
 from torch import nn
 
 from lecture_utils.dtypes import get_memory_usage
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.exercises import (
+    CORRECT,
+    DEFAULT_REL_TOL,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    as_number,
+    check_number,
+    difference_text,
+    tolerance_text,
+    wrong,
+)
 
 # How a (fan_in, fan_out) weight is drawn. Each name says the distribution and its scale:
 #   standard_normal  N(0, 1): the naive choice; x @ w grows like sqrt(fan_in)
@@ -255,6 +267,38 @@ def truncated_normal_std(bound: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # "Check yourself" exercises of notebook 05.
 
+
+def check_count(
+    answer: Any, expected: int, *, hints: dict[int, str] | None = None, unit: str = ""
+) -> Feedback:
+    """Check a count that must be exact (parameters, bytes); each hint matches its value exactly.
+
+    check_number matches a hint within 0.1%, so a count one term short (a head of D parameters
+    among 10^8) would get that hint for a rounded right answer too; here only the slip does.
+    """
+    value = as_number(answer, unit)
+    if isinstance(value, Feedback):
+        return value
+    if value == expected:
+        return CORRECT
+    for typical, hint in (hints or {}).items():
+        if value == typical:
+            return wrong(hint)
+    in_unit = f" (in {unit})" if unit else ""
+    if value == 0:
+        return wrong(f"expected a nonzero count{in_unit}.")
+    off = difference_text(value, expected)
+    if math.isclose(value, expected, rel_tol=DEFAULT_REL_TOL):
+        return wrong(f"close ({off}), but a count must be exact: add up every term instead "
+                     "of rounding.")
+    ratio = value / expected
+    exponent = round(math.log10(ratio)) if ratio > 0 else 0
+    if exponent and math.isclose(ratio, 10.0**exponent, rel_tol=1e-3):
+        return wrong(f"off by a factor of 10^{exponent}: give the count itself{in_unit}, not "
+                     "in thousands or millions.")
+    return wrong(f"{off}; recheck each term of the count{in_unit}.")
+
+
 EXERCISES = Exercises("05")
 
 EXERCISE_1 = {"dim": 4096, "num_layers": 8}
@@ -262,15 +306,15 @@ EXERCISE_2 = {"fan_in": 1024}
 EXERCISE_3 = {"dim": 1024, "depth": 10}
 EXERCISE_4 = {"bound": 2.0}
 EXERCISE_5 = {"fan_ins": (64, 1024, 4096), "fan_out": 32, "batch": 512}
+EXERCISE_4_REL_TOL = 1e-3  # 3 significant figures of 0.8796 are within 0.06%; see the hints
 
 
-@EXERCISES.checker(1, "parameters of a Cruncher")
+@EXERCISES.checker(1, "parameters of a Cruncher", wants="an int (a number of parameters), exactly")
 def _(answer):
     d, n = EXERCISE_1["dim"], EXERCISE_1["num_layers"]
-    return check_number(
+    return check_count(
         answer,
         cruncher_num_parameters(d, n),
-        rel_tol=0,
         hints={
             d * d * n: "you left out the head: it is a D x 1 matrix, D more parameters.",
             d * d * (n + 1): "the head maps D -> 1, so it has D parameters, not D^2.",
@@ -281,13 +325,13 @@ def _(answer):
     )
 
 
-@EXERCISES.checker(2, "output std under N(0, 1) weights")
+@EXERCISES.checker(2, "output std under N(0, 1) weights",
+                   wants=f"a number (a standard deviation), {tolerance_text(DEFAULT_REL_TOL)}")
 def _(answer):
     n = EXERCISE_2["fan_in"]
     return check_number(
         answer,
         math.sqrt(n),
-        rel_tol=1e-3,
         hints={
             float(n): "that is the variance (a sum of n unit variances); take its square root.",
             1.0: "unit std is what 1/sqrt(fan_in) scaling gives; these weights are N(0, 1).",
@@ -296,47 +340,121 @@ def _(answer):
     )
 
 
-@EXERCISES.checker(3, "scale after 10 PyTorch-default layers")
+@EXERCISES.checker(3, "scale after 10 PyTorch-default layers",
+                   wants=f"a number (a factor), {tolerance_text(DEFAULT_REL_TOL)}")
 def _(answer):
     depth = EXERCISE_3["depth"]
-    expected = 3.0 ** (-depth / 2)  # each layer multiplies the std by 1/sqrt(3)
+    per_layer = 1 / math.sqrt(3)  # sqrt(fan_in) terms, each weight of std 1/sqrt(3 fan_in)
     return check_number(
         answer,
-        expected,
-        rel_tol=1e-2,
+        per_layer**depth,
         hints={
-            3.0**-depth: "that is the factor on the variance; the std shrinks by 1/sqrt(3) a layer.",
-            1.0: "nn.Linear's default is not variance preserving: std 1/sqrt(3 fan_in) a weight.",
-            3.0 ** (-(depth + 1) / 2): "count the D x D layers only: there are 10 of them.",
-            1 / math.sqrt(3): "that is one layer; the factor compounds over all 10 layers.",
+            per_layer ** (2 * depth): "that is the factor on the variance; the std shrinks by "
+                                      "1/sqrt(3) a layer.",
+            1.0: "nn.Linear's default is not variance preserving: a weight drawn from "
+                 "U(-b, b) with b = 1/sqrt(fan_in) has std b/sqrt(3), not b.",
+            (1 / math.sqrt(12)) ** depth: "a uniform on [-b, b] has variance (2b)^2 / 12 = "
+                                          "b^2 / 3, not b^2 / 12.",
+            per_layer ** (depth + 1): "count the D x D layers only: there are 10 of them.",
+            per_layer: "that is one layer; the factor compounds over all 10 layers.",
         },
     )
 
 
-@EXERCISES.checker(4, "std of a normal truncated at 2 sigma")
+@EXERCISES.checker(4, "std of a normal truncated at 2 sigma",
+                   wants="a number (a standard deviation), to 3 significant figures "
+                         f"({tolerance_text(EXERCISE_4_REL_TOL)})")
 def _(answer):
     c = EXERCISE_4["bound"]
     expected = truncated_normal_std(c)
+    density = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+    below = (1 + math.erf(c / math.sqrt(2))) / 2  # Phi(c) = P(Z <= c)
     return check_number(
         answer,
         expected,
-        rel_tol=1e-3,
+        rel_tol=EXERCISE_4_REL_TOL,  # tight: dividing by Phi(2) instead is only 0.35% off
         hints={
             expected**2: "that is the variance of the truncated normal; take its square root.",
-            truncated_normal_std(TRUNCATE_AT): "that is the factor for +-3 sigma; this cut is at 2.",
+            truncated_normal_std(TRUNCATE_AT): "that is the factor for +-3 sigma; this cut is "
+                                               "at 2.",
             1.0: "cutting off the tails removes variance: the std must be below 1.",
             math.erf(c / math.sqrt(2)): "that is the probability mass kept, P(|Z| <= 2).",
+            math.sqrt(1 - 2 * c * density / below): "you divided by Phi(2) = P(Z <= 2); the mass "
+                                                    "kept is P(|Z| <= 2) = 2 Phi(2) - 1.",
+            math.sqrt(1 - 2 * c * density / math.erf(c)): "P(|Z| <= c) is erf(c / sqrt(2)), "
+                                                           "not erf(c).",
         },
     )
 
 
-@EXERCISES.checker(5, "an init with unit output std")
+# The ways an init's output std can depend on fan_in, each the signature of one mistake:
+# (output std as a function of fan_in and fan_out, what went wrong). The checker names one only
+# if the measured std follows it at every fan_in tried.
+_INIT_MISTAKES: tuple[tuple[Callable[[int, int], float], str], ...] = (
+    (lambda i, o: math.sqrt(i),
+     "the output std grows like sqrt(fan_in): divide N(0, 1) weights by sqrt(fan_in)."),
+    (lambda i, o: 1 / math.sqrt(i),
+     "the output std shrinks like 1/sqrt(fan_in): you divided by fan_in; divide by "
+     "sqrt(fan_in)."),
+    (lambda i, o: math.sqrt(i / o),
+     "the output std is sqrt(fan_in / fan_out): you scaled by fan_out, but the sum runs over "
+     "fan_in terms. (torch.nn.init does this to a (fan_in, fan_out) tensor: it reads fan_in "
+     "from dimension 1, as in PyTorch's (fan_out, fan_in) layout.)"),
+    (lambda i, o: math.sqrt(2),
+     "the output std is sqrt(2) for every fan_in: that is He (Kaiming) init, std "
+     "sqrt(2/fan_in), made for a ReLU, which zeroes half its inputs; a linear layer needs "
+     "std 1/sqrt(fan_in)."),
+    (lambda i, o: math.sqrt(2 * i / (i + o)),
+     "that is Xavier/Glorot init, std sqrt(2/(fan_in + fan_out)): it gives unit output std only "
+     "when fan_in = fan_out."),
+    (lambda i, o: 1 / math.sqrt(3),
+     "the output std is 1/sqrt(3) for every fan_in: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) "
+     "(nn.Linear's default) has std 1/sqrt(3 fan_in); widen the bound to sqrt(3/fan_in)."),
+)
+_STD_TOLERANCE = 0.1  # the measured std has a standard error below 2% at these sizes
+
+
+def _init_feedback(stds: dict[int, float], fan_out: int) -> Feedback:
+    """The verdict on an init from its measured output std at each fan_in."""
+
+    def follows(law: Callable[[int, int], float]) -> bool:
+        return all(math.isclose(s, law(i, fan_out), rel_tol=_STD_TOLERANCE)
+                   for i, s in stds.items())
+
+    if follows(lambda i, o: 1.0):
+        return CORRECT
+    for law, hint in _INIT_MISTAKES:
+        if follows(law):
+            return wrong(hint)
+    positive = min(stds.values()) > 0
+    typical = math.exp(sum(math.log(s) for s in stds.values()) / len(stds)) if positive else 0.0
+    if positive and follows(lambda i, o: typical):  # typical: the geometric mean
+        return wrong(f"the output std is about {typical:.2f} for every fan_in: the scaling with "
+                     f"fan_in is right, but the constant is off; multiply the weights by about "
+                     f"{1 / typical:.2f}.")
+    measured = ", ".join(f"{s:.3g}" for s in stds.values())
+    fan_ins = ", ".join(str(i) for i in stds)
+    return wrong(f"the output std is {measured} for fan_in = {fan_ins}; it should be 1 for each.")
+
+
+@EXERCISES.checker(5, "an init with unit output std",
+                   wants="a function (fan_in, fan_out) -> a random weight tensor of shape "
+                         "(fan_in, fan_out)")
 def _(init_fn):
+    if not callable(init_fn):
+        return wrong(f"pass the function itself, EXERCISES.check(5, unit_scale_init); got a "
+                     f"value of type {type(init_fn).__name__}.")
     fan_out, batch = EXERCISE_5["fan_out"], EXERCISE_5["batch"]
     generator = torch.Generator().manual_seed(5)
+    stds = {}
     with torch.random.fork_rng(devices=[]):  # the student's draws must not move the notebook's
+        torch.manual_seed(5)  # and the verdict must not depend on where the notebook's RNG is
         for fan_in in EXERCISE_5["fan_ins"]:
-            w = init_fn(fan_in, fan_out)
+            try:
+                w = init_fn(fan_in, fan_out)
+            except Exception as e:  # noqa: BLE001 (a student's bug gets a hint, not a traceback)
+                return wrong(f"calling your function with ({fan_in}, {fan_out}) raised "
+                             f"{type(e).__name__}: {e}.")
             if w is None:
                 return UNANSWERED
             if not isinstance(w, torch.Tensor):
@@ -355,14 +473,5 @@ def _(init_fn):
                     "and get the same gradient. Draw the weights at random."
                 )
             x = torch.randn(batch, fan_in, generator=generator)
-            std = (x @ w).std().item()
-            if math.isclose(std, 1.0, rel_tol=0.1):
-                continue
-            if math.isclose(std, math.sqrt(fan_in), rel_tol=0.1):
-                return wrong("the output std grows like sqrt(fan_in): scale by 1/sqrt(fan_in).")
-            if math.isclose(std, 1 / math.sqrt(fan_in), rel_tol=0.1):
-                return wrong("you divided by fan_in; divide by sqrt(fan_in).")
-            if math.isclose(std, math.sqrt(fan_in / fan_out), rel_tol=0.1):
-                return wrong("scale by the fan_in (the number of terms summed), not fan_out.")
-            return wrong(f"for fan_in={fan_in} the output std is {std:.3g}, not 1.")
-    return CORRECT
+            stds[fan_in] = (x @ w).std().item()
+    return _init_feedback(stds, fan_out)

@@ -18,6 +18,7 @@ import inspect
 import math
 import weakref
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,15 +29,27 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from lecture_utils.device import warm_up_cublas
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.exercises import (
+    CORRECT,
+    DEFAULT_REL_TOL,
+    UNANSWERED,
+    Exercises,
+    check_number,
+    tolerance_text,
+    wrong,
+)
 from lecture_utils.models import (
     Cruncher,
     _check_inputs,
     _check_size,
     _check_target,
+    check_count,
     cruncher_num_parameters,
 )
 from lecture_utils.napkin import OPTIMIZER_STATES, PRECISIONS, bytes_per_parameter
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _is_number(value: object) -> bool:
@@ -384,6 +397,43 @@ def quadratic_trajectory(
     return torch.stack(path)
 
 
+def plot_quadratic_race(
+    paths: dict[str, Float[torch.Tensor, "steps_plus_1 2"]], curvatures: tuple[float, float]
+) -> Figure:
+    """Figure: each path from quadratic_trajectory over the contours of (a x^2 + b y^2) / 2."""
+    import matplotlib.pyplot as plt  # imported when a figure is drawn, not with the module
+    import numpy as np
+
+    if not isinstance(paths, dict) or not paths or not all(
+            isinstance(p, torch.Tensor) and p.dim() == 2 and p.shape[1] == 2 and len(p) > 1
+            for p in paths.values()):
+        raise ValueError("paths must map names to what quadratic_trajectory returns: "
+                         "(steps + 1, 2) tensors of points")
+    a, b = _check_pair("curvatures", curvatures, "(1.0, 50.0)")
+    points = torch.cat(list(paths.values()))
+    (x_low, y_low), (x_high, y_high) = points.min(0).values.tolist(), points.max(0).values.tolist()
+    y_edge = max(abs(y_low), abs(y_high)) + 0.5  # symmetric: the valley's floor is y = 0
+    xs, ys = np.meshgrid(np.linspace(x_low - 1, x_high + 1, 400), np.linspace(-y_edge, y_edge, 200))
+    fig, ax = plt.subplots(figsize=(11, 5))
+    ax.contour(xs, ys, 0.5 * (a * xs**2 + b * ys**2), levels=np.geomspace(0.05, 60, 12),
+               colors="0.75", linewidths=1)
+    for name, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], marker="o", markersize=3, linewidth=1.5,
+                label=f"{name}: {path[-1].norm().item():.2f} from optimum")
+    first = next(iter(paths.values()))
+    start = first[0].tolist()
+    ax.plot(*start, "ks", markersize=8)
+    ax.plot(0, 0, "k*", markersize=14)
+    ax.set_xlabel(f"x (flat direction, curvature a = {a:g})")
+    ax.set_ylabel(f"y (steep direction, b = {b:g})")
+    terms = " + ".join(f"{c:g} {v}²" if c != 1 else f"{v}²" for c, v in ((a, "x"), (b, "y")))
+    ax.set_title(f"{len(first) - 1} steps on f(x, y) = ({terms}) / 2 from "
+                 f"({start[0]:g}, {start[1]:g})")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=11)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Memory of one training step
 # ---------------------------------------------------------------------------------------------
@@ -613,6 +663,39 @@ def predict_peak_training_memory(
     return max(sum(parts.values()) for parts in timeline.values())
 
 
+def plot_memory_timeline(
+    timeline: dict[str, dict[str, int]], title: str, reference: tuple[str, int] | None = None
+) -> Figure:
+    """Figure: stacked bars of the MB alive by part at each moment of training_memory_timeline."""
+    import matplotlib.pyplot as plt  # imported when a figure is drawn, not with the module
+    import numpy as np
+
+    if not isinstance(timeline, dict) or not timeline or not all(
+            isinstance(parts, dict) and set(parts) == set(TIMELINE_PARTS)
+            for parts in timeline.values()):
+        raise ValueError("timeline must be what training_memory_timeline returns: {moment: "
+                         "{part: bytes}} with every part in TIMELINE_PARTS")
+    fig, ax = plt.subplots(figsize=(11, 5))
+    bottom = np.zeros(len(timeline))
+    for part in TIMELINE_PARTS:
+        heights = np.array([parts[part] / 1e6 for parts in timeline.values()])
+        if heights.any():  # a part that is never alive gets no legend entry
+            ax.bar(range(len(timeline)), heights, bottom=bottom, label=part)
+            bottom += heights
+    if reference is not None:
+        label, value = reference
+        ax.axhline(value / 1e6, color="black", linestyle="--", label=label)
+    ax.set_xticks(range(len(timeline)), [m.replace("backward: ", "bwd ") for m in timeline],
+                  rotation=20)
+    ax.set_ylabel("bytes alive (MB)")
+    ax.set_title(title)
+    ax.set_ylim(0, 1.1 * max(bottom.max(), reference[1] / 1e6 if reference else 0))
+    handles, labels = ax.get_legend_handles_labels()
+    # Reversed, so the legend lists the parts in the order they are stacked, top first.
+    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 def measure_peak_training_memory(
     dim: int,
     num_layers: int,
@@ -674,58 +757,107 @@ def bytes_per_parameter_table() -> dict[str, dict[str, int]]:
 
 EXERCISES = Exercises("06")
 
+EXERCISE_1 = {"dim": 1024, "num_layers": 4}
+EXERCISE_4 = {"dim": 2048, "num_layers": 8, "batch_size": 1024}
+EXERCISE_5 = {"dim": 512, "num_layers": 4, "batch_size": 256}
 
-@EXERCISES.checker(1, "bytes of AdaGrad state, Cruncher(dim=1024, num_layers=4), fp32")
+
+@EXERCISES.checker(1, "bytes of AdaGrad's state, fp32",
+                   wants="an int (a number of bytes), exactly")
 def _check_adagrad_state(answer):
-    P = cruncher_num_parameters(1024, 4)
-    return check_number(answer, 4 * P, unit="bytes", rel_tol=1e-9, hints={
-        4 * 4 * 1024 * 1024: "you left out the head: it has dim x 1 weights too.",
+    D, L = EXERCISE_1["dim"], EXERCISE_1["num_layers"]
+    P = cruncher_num_parameters(D, L)
+    return check_count(answer, 4 * P, unit="bytes", hints={
+        4 * D * D * L: "you left out the head: it has dim x 1 weights too.",
         P: "that is the number of state elements; each float32 takes 4 bytes.",
-        8 * P: "that is two tensors' worth: AdaGrad keeps one sum per parameter.",
-        12 * P: "that is weights + gradients + state; the question asks for the state alone.",
+        # Two slips give 8 * P (two sums, or the weights plus the state): the hint names both.
+        8 * P: "that is two float32 tensors' worth: AdaGrad's state is one sum per parameter, "
+               "and the weights are not part of it.",
+        12 * P: "that is three float32 tensors' worth (weights + gradients + state?); the "
+                "question asks for the state alone.",
     })
 
 
-@EXERCISES.checker(2, "bytes per parameter for Adam in fp32")
+@EXERCISES.checker(2, "bytes per parameter for Adam in fp32",
+                   wants="an int (bytes per parameter), exactly")
 def _check_adam_bytes(answer):
-    return check_number(answer, 16, unit="bytes per parameter", rel_tol=1e-9, hints={
-        12: "Adam keeps two averages per parameter (m and v), not one.",
-        8: "count the weights and the gradients too, not only Adam's two averages.",
-        18: "that is the mixed-precision recipe; here everything is fp32.",
-        4: "that is the weights alone; add the gradients and Adam's two averages.",
+    # Several slips land on one number (two 4-byte tensors are 8 bytes whichever two they
+    # are): each hint names every slip that gives its value.
+    return check_count(answer, 16, unit="bytes per parameter", hints={
+        12: "that counts three 4-byte tensors; there are four: weights, gradients, and Adam's "
+            "two averages m and v.",
+        8: "that counts two 4-byte tensors (Adam's m and v alone, or weights and gradients "
+           "alone); count all four: weights, gradients, m and v.",
+        4: "that is one 4-byte tensor (the weights alone); add the gradients and Adam's two "
+           "averages.",
+        18: "that is the mixed-precision recipe (plus a bf16 copy of the weights); here "
+            "everything is fp32.",
+        20: "that is mixed precision with a bf16 copy of the gradients too; here everything is "
+            "fp32.",
+        32: "that is float64 (8 bytes a number); fp32 takes 4.",
     })
 
 
-def _rmsprop_reference(param, grads, lr, alpha, eps, eps_inside=False, swap=False, no_decay=False):
+def _rmsprop_reference(
+    param: Tensor, grads: list[Tensor], lr: float, alpha: float, eps: float, *,
+    mistake: str | None = None,
+) -> Tensor:
+    """The parameter after RMSProp steps over `grads`, optionally with one typical mistake."""
     param, square_avg = param.clone(), torch.zeros_like(param)
     for grad in grads:
-        if no_decay:
+        old_avg = square_avg
+        if mistake == "no_decay":
             square_avg = square_avg + grad * grad
-        elif swap:
+        elif mistake == "swap":
             square_avg = (1 - alpha) * square_avg + alpha * grad * grad
         else:
             square_avg = alpha * square_avg + (1 - alpha) * grad * grad
-        denominator = (square_avg + eps).sqrt() if eps_inside else square_avg.sqrt() + eps
+        avg = old_avg if mistake == "old_average" else square_avg
+        if mistake == "eps_inside":
+            denominator = (avg + eps).sqrt()
+        elif mistake == "no_sqrt":
+            denominator = avg + eps
+        else:
+            denominator = avg.sqrt() + eps
         param = param - lr * grad / denominator
     return param
 
 
-@EXERCISES.checker(3, "one RMSProp step")
+_RMSPROP_MISTAKES = {
+    "eps_inside": "you added eps inside the square root; torch adds it to sqrt(avg).",
+    "swap": "alpha weighs the old average: avg = alpha * avg + (1 - alpha) * g^2.",
+    "no_decay": "that is AdaGrad's running sum; RMSProp decays the old average by alpha.",
+    "old_average": "you stepped with the old average; update the average first, then step.",
+    "no_sqrt": "divide by the square root of the average (an RMS, the gradient's own scale), "
+               "not by the average itself.",
+}
+
+
+@EXERCISES.checker(3, "one RMSProp step",
+                   wants="a function (param, grad, square_avg, lr, alpha, eps) -> "
+                         "(new_param, new_square_avg), matching torch.optim.RMSprop to 1e-12")
 def _check_rmsprop_step(rmsprop_step):
     if not callable(rmsprop_step):
-        return wrong("pass the function itself: EXERCISES.check(3, rmsprop_step).")
+        return wrong(f"pass the function itself, EXERCISES.check(3, rmsprop_step); got a value "
+                     f"of type {type(rmsprop_step).__name__}.")
     lr, alpha, eps = 0.01, 0.9, 1e-3  # a large eps, so that where it goes shows
     generator = torch.Generator().manual_seed(6)
     start = torch.randn(5, generator=generator, dtype=torch.float64)
     grads = [torch.randn(5, generator=generator, dtype=torch.float64) * 0.01 for _ in range(10)]
     param, square_avg = start.clone(), torch.zeros_like(start)
     for grad in grads:
-        result = rmsprop_step(param.clone(), grad.clone(), square_avg.clone(), lr, alpha, eps)
+        try:
+            result = rmsprop_step(param.clone(), grad.clone(), square_avg.clone(), lr, alpha, eps)
+        except Exception as e:  # noqa: BLE001 (a student's bug gets a hint, not a traceback)
+            return wrong(f"calling your function raised {type(e).__name__}: {e}.")
         if result is None:
             return UNANSWERED
         if not (isinstance(result, tuple) and len(result) == 2):
             return wrong("return a pair (new_param, new_square_avg).")
-        param, square_avg = (torch.as_tensor(r, dtype=torch.float64) for r in result)
+        if not all(isinstance(r, Tensor) and r.shape == start.shape for r in result):
+            return wrong(f"return two tensors of the parameter's shape {tuple(start.shape)}, "
+                         f"got {', '.join(type(r).__name__ for r in result)}.")
+        param, square_avg = (r.detach().to(torch.float64) for r in result)
     reference = torch.nn.Parameter(start.clone())
     torch_rmsprop = torch.optim.RMSprop([reference], lr=lr, alpha=alpha, eps=eps)
     for grad in grads:
@@ -733,42 +865,53 @@ def _check_rmsprop_step(rmsprop_step):
         torch_rmsprop.step()
     if torch.allclose(param, reference.detach(), rtol=0, atol=1e-12):
         return CORRECT
-    for kind, hint in (
-        ("eps_inside", "you added eps inside the square root; torch adds it to sqrt(avg)."),
-        ("swap", "alpha weighs the old average: avg = alpha * avg + (1 - alpha) * g^2."),
-        ("no_decay", "that is AdaGrad's running sum; RMSProp decays the old average by alpha."),
-    ):
-        if torch.allclose(param, _rmsprop_reference(start, grads, lr, alpha, eps, **{kind: True}),
-                          rtol=0, atol=1e-12):
+    for mistake, hint in _RMSPROP_MISTAKES.items():
+        slipped = _rmsprop_reference(start, grads, lr, alpha, eps, mistake=mistake)
+        if torch.allclose(param, slipped, rtol=0, atol=1e-12):
             return wrong(hint)
     return wrong("after 10 steps your parameters differ from torch.optim.RMSprop's; "
                  "update the average first, then step by lr * g / (sqrt(avg) + eps).")
 
 
-@EXERCISES.checker(4, "bytes held in a training step: dim=2048, 8 layers, batch 1024, Adam, fp32")
+@EXERCISES.checker(4, "bytes held in one Adam training step, fp32",
+                   wants="an int (a number of bytes), exactly")
 def _check_training_memory(answer):
-    D, L, B = 2048, 8, 1024
+    D, L, B = EXERCISE_4["dim"], EXERCISE_4["num_layers"], EXERCISE_4["batch_size"]
     memory = predict_training_memory(D, L, B, "adam")
+    total, size = memory["total"], bytes_per_element(torch.float32)
     P = cruncher_num_parameters(D, L)
-    lecture = 4 * (P + B * D * L + P + 2 * P)
-    return check_number(answer, memory["total"], unit="bytes", rel_tol=1e-6, hints={
-        lecture: "that uses the lecture's B*D*L activations; autograd also saves the input x "
-                 "(for the first layer's weight gradient) and the loss keeps prediction and target.",
-        memory["total"] - memory["optimizer_state"] // 2: "Adam keeps two tensors per parameter.",
-        memory["total"] - memory["optimizer_state"]: "you left out Adam's state.",
-        memory["total"] - memory["activations"]: "you left out the activations saved for backward.",
-        memory["total"] // 4: "that is a count of elements; float32 takes 4 bytes each.",
+    return check_count(answer, total, unit="bytes", hints={
+        total - size * (B * D + 2 * B): "that uses the lecture's B*D*L activations; autograd "
+            "also saves the input x (for the first layer's weight gradient) and the loss keeps "
+            "the prediction and the target.",
+        total - size * B * D: "autograd also saves the input x: the first layer's weight "
+            "gradient needs it.",
+        total - size * 2 * B: "the MSE loss also saves the prediction and the target, B numbers "
+            "each.",
+        # One parameter-sized tensor short: the gradients, or Adam's second average.
+        total - size * P: "that is one parameter-sized tensor short: count the gradients, and "
+            "both of Adam's averages (m and v).",
+        total - memory["optimizer_state"]: "you left out Adam's state.",
+        total - memory["activations"]: "you left out the activations saved for backward.",
+        total // size: "that is a count of elements; float32 takes 4 bytes each.",
     })
 
 
-@EXERCISES.checker(5, "FLOPs FlopCounterMode counts for forward+backward, dim=512, 4 layers, B=256")
+@EXERCISES.checker(5, "FLOPs counted for forward + backward",
+                   wants=f"a number of FLOPs, {tolerance_text(DEFAULT_REL_TOL)}")
 def _check_step_flops(answer):
-    D, L, B = 512, 4, 256
+    D, L, B = EXERCISE_5["dim"], EXERCISE_5["num_layers"], EXERCISE_5["batch_size"]
     P = cruncher_num_parameters(D, L)
-    return check_number(answer, 6 * B * P - 2 * B * D * D, unit="FLOPs", rel_tol=1e-9, hints={
+    counted = 6 * B * P - 2 * B * D * D  # no input gradient: layer 1's x-gradient never runs
+    return check_number(answer, counted, unit="FLOPs", hints={
         6 * B * P: "that is 6*B*P; the input x needs no gradient, so the first layer's x-gradient "
                    "matmul (2*B*D*D FLOPs) never runs and FlopCounterMode does not count it.",
-        2 * B * P: "that is the forward pass alone; backward adds about twice as much.",
-        4 * B * P: "that is roughly backward alone; add the forward's 2*B*P.",
-        3 * B * P: "each multiply-add is 2 FLOPs.",
+        counted / 2: "a multiply-add is 2 FLOPs (a multiply and an add); you counted it once.",
+        3 * B * P: "that is half of 6*B*P: a multiply-add is 2 FLOPs, and the first layer's "
+                   "x-gradient matmul never runs.",
+        2 * B * P: "that is the forward pass alone; the backward pass adds twice as much, less "
+                   "the x-gradient matmul.",
+        counted - 2 * B * P: "that is the backward pass alone; add the forward's 2*B*P.",
+        4 * B * P: "that is the backward pass alone by the 4*B*P rule; add the forward's 2*B*P, "
+                   "and leave out the x-gradient matmul, which never runs.",
     })

@@ -14,6 +14,7 @@ from lecture_utils.models import (
     Cruncher,
     Linear,
     activation_scales,
+    check_count,
     cruncher_num_parameters,
     init_std,
     initialize_,
@@ -198,52 +199,175 @@ def _verdict(number, answer):
     return EXERCISES.feedback(number, answer)
 
 
-def test_exercise_1():
-    assert _verdict(1, 4096**2 * 8 + 4096) == CORRECT
-    assert "left out the head" in _verdict(1, 4096**2 * 8).message
-    assert "D parameters, not D^2" in _verdict(1, 4096**2 * 9).message
-    assert _verdict(1, None) == UNANSWERED
+def _three_figures(x: float) -> float:
+    return float(f"{x:.3g}")
 
 
-def test_exercise_2():
-    assert _verdict(2, 32) == CORRECT
-    assert "variance" in _verdict(2, 1024).message
-    assert "1/sqrt(fan_in)" in _verdict(2, 1.0).message
-    assert _verdict(2, None) == UNANSWERED
+def _assert_junk_gets_clear_verdicts(number, text_word="text"):
+    assert _verdict(number, None) == UNANSWERED
+    assert "not a number" in _verdict(number, math.nan).message
+    assert text_word in _verdict(number, "32").message
 
 
-def test_exercise_3():
-    assert _verdict(3, (1 / math.sqrt(3)) ** 10) == CORRECT
-    assert "factor on the variance" in _verdict(3, 3.0**-10).message
-    assert "not variance preserving" in _verdict(3, 1.0).message
-    assert _verdict(3, None) == UNANSWERED
+def test_check_count_wants_the_exact_count_and_matches_hints_exactly():
+    hints = {990: "one term short."}
+    assert check_count(1000, 1000) == CORRECT and check_count(1000.0, 1000) == CORRECT
+    assert check_count(990, 1000, hints=hints).message.endswith("one term short.")
+    near = check_count(991, 1000, hints=hints)  # near the slip, but not the slip: no hint
+    assert "one term short" not in near.message and "must be exact" in near.message
+    assert "10^-3" in check_count(1, 1000, unit="bytes").message
+    assert "sign is wrong" in check_count(-1000, 1000).message
+    assert "nonzero" in check_count(0, 1000).message
+    assert check_count(None, 1000) == UNANSWERED
+    assert "text" in check_count("1000", 1000).message
 
 
-def test_exercise_4():
+def test_exercise_1_parameter_count():
+    d, n = 4096, 8
+    right = cruncher_num_parameters(d, n)
+    assert _verdict(1, right) == CORRECT
+    rounded = _verdict(1, _three_figures(right))  # an exact count: 1.34e8 is not enough
+    assert rounded.correct is False and "must be exact" in rounded.message
+    layers_only = d * d * n  # the mistake: no head
+    assert "left out the head" in _verdict(1, layers_only).message
+    square_head = d * d * n + d * d  # the mistake: a D x D head
+    assert "D parameters, not D^2" in _verdict(1, square_head).message
+    in_bytes = right * torch.finfo(torch.float32).bits // 8
+    assert "float32 bytes" in _verdict(1, in_bytes).message
+    d_per_layer = d * n + d  # the mistake: D weights a layer
+    assert "D^2 weights, not D" in _verdict(1, d_per_layer).message
+    _assert_junk_gets_clear_verdicts(1)
+
+
+def test_exercise_2_output_std():
+    n = 1024
+    assert _verdict(2, math.sqrt(n)) == CORRECT
+    assert _verdict(2, _three_figures(math.sqrt(n) * 1.004)) == CORRECT
+    variance = sum(1.0 for _ in range(n))  # the mistake: n unit variances, no square root
+    assert "take its square root" in _verdict(2, variance).message
+    lecun_output = math.sqrt(n * (1 / math.sqrt(n)) ** 2)  # the mistake: LeCun weights
+    assert "1/sqrt(fan_in) scaling" in _verdict(2, lecun_output).message
+    lecun_weight = init_std("lecun_normal", n, n)  # the mistake: a weight's std
+    assert "LeCun-scaled weight" in _verdict(2, lecun_weight).message
+    _assert_junk_gets_clear_verdicts(2)
+
+
+def test_exercise_3_default_init_depth():
+    depth, fan_in = 10, 1024
+    per_layer = math.sqrt(fan_in) * init_std("pytorch_default", fan_in, fan_in)
+    assert _verdict(3, per_layer**depth) == CORRECT
+    assert _verdict(3, _three_figures(per_layer**depth)) == CORRECT
+    assert "factor on the variance" in _verdict(3, (per_layer**2) ** depth).message
+    bound_as_std = math.sqrt(fan_in) * (1 / math.sqrt(fan_in))  # the mistake: std = bound
+    assert "not variance preserving" in _verdict(3, bound_as_std**depth).message
+    narrow_uniform = math.sqrt(fan_in) * math.sqrt((1 / math.sqrt(fan_in)) ** 2 / 12)
+    assert "not b^2 / 12" in _verdict(3, narrow_uniform**depth).message
+    assert "10 of them" in _verdict(3, per_layer ** (depth + 1)).message  # the head counted
+    assert "one layer" in _verdict(3, per_layer).message
+    _assert_junk_gets_clear_verdicts(3)
+
+
+def test_exercise_4_truncated_normal_std():
     c = 2.0
     phi = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
-    assert _verdict(4, math.sqrt(1 - 2 * c * phi / math.erf(c / math.sqrt(2)))) == CORRECT
-    assert "+-3 sigma" in _verdict(4, 0.98658).message
-    assert "variance" in _verdict(4, truncated_normal_std(2.0) ** 2).message
-    assert _verdict(4, None) == UNANSWERED
+    right = math.sqrt(1 - 2 * c * phi / math.erf(c / math.sqrt(2)))
+    assert _verdict(4, right) == CORRECT
+    assert _verdict(4, _three_figures(right)) == CORRECT
+    assert "+-3 sigma" in _verdict(4, truncated_normal_std(3.0)).message
+    assert "variance" in _verdict(4, right**2).message
+    assert "below 1" in _verdict(4, 1.0).message  # the mistake: the tails carry no variance
+    assert "probability mass" in _verdict(4, math.erf(c / math.sqrt(2))).message
+    upper_mass = (1 + math.erf(c / math.sqrt(2))) / 2  # the mistake: Phi(c), one tail only
+    assert "2 Phi(2) - 1" in _verdict(4, math.sqrt(1 - 2 * c * phi / upper_mass)).message
+    no_root_two = math.sqrt(1 - 2 * c * phi / math.erf(c))  # the mistake: erf(c)
+    assert "erf(c / sqrt(2))" in _verdict(4, no_root_two).message
+    _assert_junk_gets_clear_verdicts(4)
 
 
-def test_exercise_5():
-    assert _verdict(5, lambda i, o: torch.randn(i, o) / math.sqrt(i)) == CORRECT
-    assert _verdict(5, lambda i, o: torch.rand(i, o).sub(0.5) * math.sqrt(12 / i)) == CORRECT
-    assert "scale by 1/sqrt(fan_in)" in _verdict(5, lambda i, o: torch.randn(i, o)).message
-    assert "divided by fan_in" in _verdict(5, lambda i, o: torch.randn(i, o) / i).message
-    assert "not fan_out" in _verdict(5, lambda i, o: torch.randn(i, o) / math.sqrt(o)).message
+RIGHT_INITS = {
+    "normal": lambda i, o: torch.randn(i, o) / math.sqrt(i),
+    "uniform": lambda i, o: torch.rand(i, o).sub(0.5) * math.sqrt(12 / i),
+    "torch layout": lambda i, o: nn.init.kaiming_normal_(torch.empty(o, i),
+                                                         nonlinearity="linear").T,
+}
+
+# Each mistake made in code, and a phrase of the hint it must get (and no other mistake gets).
+INIT_MISTAKES = {
+    "no scaling": (lambda i, o: torch.randn(i, o), "grows like sqrt(fan_in)"),
+    "divided by fan_in": (lambda i, o: torch.randn(i, o) / i, "you divided by fan_in"),
+    "scaled by fan_out": (lambda i, o: torch.randn(i, o) / math.sqrt(o), "scaled by fan_out"),
+    "torch.nn.init on (fan_in, fan_out)": (
+        lambda i, o: nn.init.kaiming_normal_(torch.empty(i, o), nonlinearity="linear"),
+        "scaled by fan_out"),
+    "He": (lambda i, o: torch.randn(i, o) * math.sqrt(2 / i), "He (Kaiming)"),
+    "He from torch.nn.init": (lambda i, o: nn.init.kaiming_normal_(torch.empty(o, i)).T,
+                              "He (Kaiming)"),
+    "Xavier": (lambda i, o: nn.init.xavier_normal_(torch.empty(i, o)), "Xavier/Glorot"),
+    "nn.Linear's default": (lambda i, o: nn.Linear(i, o, bias=False).weight.T, "1/sqrt(3)"),
+    "a constant off": (lambda i, o: 0.5 * torch.randn(i, o) / math.sqrt(i), "constant is off"),
+}
+
+
+@pytest.mark.parametrize("init", RIGHT_INITS.values(), ids=RIGHT_INITS)
+def test_exercise_5_accepts_a_unit_scale_init(init):
+    assert _verdict(5, init) == CORRECT
+
+
+@pytest.mark.parametrize("mistake", INIT_MISTAKES, ids=list(INIT_MISTAKES))
+def test_exercise_5_names_each_mistake_and_only_it(mistake):
+    init, phrase = INIT_MISTAKES[mistake]
+    message = _verdict(5, init).message
+    assert phrase in message, message
+    others = {p for name, (_, p) in INIT_MISTAKES.items() if p != phrase}
+    assert not any(other in message for other in others), message
+
+
+def test_exercise_5_he_init_is_not_called_a_fan_out_mistake():
+    # With fan_in = 64 and fan_out = 32, He's output std sqrt(2) equals sqrt(fan_in / fan_out):
+    # one fan_in alone cannot tell the two apart.
+    assert "fan_out" not in _verdict(5, lambda i, o: torch.randn(i, o) * math.sqrt(2 / i)).message
+
+
+def test_exercise_5_bad_functions():
     assert "shape" in _verdict(5, lambda i, o: torch.randn(o, i) / math.sqrt(i)).message
     assert "same thing" in _verdict(5, lambda i, o: torch.ones(i, o) / math.sqrt(i)).message
     assert "torch.Tensor" in _verdict(5, lambda i, o: [[0.0]]).message
+    assert "inf or nan" in _verdict(5, lambda i, o: torch.full((i, o), math.inf)).message
+    assert "raised ZeroDivisionError" in _verdict(5, lambda i, o: 1 / 0).message
     assert _verdict(5, lambda i, o: None) == UNANSWERED
-    assert _verdict(5, None) == UNANSWERED
+    _assert_junk_gets_clear_verdicts(5, text_word="function itself")
 
 
-def test_exercise_5_leaves_the_global_rng_alone():
+def test_exercise_5_leaves_the_global_rng_alone_and_is_reproducible():
     torch.manual_seed(0)
     expected = torch.randn(3)
     torch.manual_seed(0)
-    EXERCISES.feedback(5, lambda i, o: torch.randn(i, o) / math.sqrt(i))
+    verdicts = {_verdict(5, lambda i, o: torch.randn(i, o) * 0.9 / math.sqrt(i)).message
+                for _ in range(2)}
     assert torch.equal(torch.randn(3), expected)
+    assert len(verdicts) == 1
+
+
+def test_the_stubs_are_unanswered():
+    for number in (1, 2, 3, 4):
+        assert _verdict(number, None) == UNANSWERED
+
+    def unit_scale_init(fan_in: int, fan_out: int) -> torch.Tensor:
+        return None  # a random (fan_in, fan_out) tensor
+
+    assert _verdict(5, unit_scale_init) == UNANSWERED
+
+
+def test_every_exercise_says_what_answer_it_wants():
+    wants = {n: e.wants for n, e in EXERCISES.exercises.items()}
+    assert all(wants.values()), wants
+    assert "exactly" in wants[1] and "2%" in wants[2] and "0.1%" in wants[4]
+
+
+# --- numbers the notebook's prose states -------------------------------------------------------
+
+
+def test_prose_numbers_of_notebook_05():
+    assert math.sqrt(16384) == 128  # the output std for n = 16384
+    assert round(1 / math.sqrt(3), 3) == 0.577  # nn.Linear's per-layer factor
+    assert 3 ** (16 // 2) == 6561  # what the default init loses over 16 layers

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lecture_utils.exercises import CORRECT, UNANSWERED
+from lecture_utils.flops import count_flops
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.optimizers import (
     EXERCISES,
@@ -11,6 +12,7 @@ from lecture_utils.optimizers import (
     PRECISIONS,
     SGD,
     STATE_TENSORS_PER_PARAMETER,
+    TIMELINE_PARTS,
     AdaGrad,
     Adam,
     LectureAdaGrad,
@@ -24,6 +26,8 @@ from lecture_utils.optimizers import (
     measure_training_memory,
     optimizer_state_tensors,
     peak_new_memory,
+    plot_memory_timeline,
+    plot_quadratic_race,
     predict_peak_training_memory,
     predict_training_memory,
     quadratic_trajectory,
@@ -300,19 +304,47 @@ def _feedback(number, answer):
     return EXERCISES.feedback(number, answer)
 
 
+def _assert_junk_gets_clear_verdicts(number, text_word="text"):
+    assert _feedback(number, None) == UNANSWERED
+    assert "not a number" in _feedback(number, math.nan).message
+    assert text_word in _feedback(number, "16").message
+
+
 def test_exercise_1_adagrad_state_bytes():
-    P = cruncher_num_parameters(1024, 4)
-    assert _feedback(1, 4 * P) == CORRECT
-    assert "head" in _feedback(1, 4 * 4 * 1024 * 1024).message
-    assert "4 bytes" in _feedback(1, P).message
-    assert _feedback(1, None) == UNANSWERED
+    D, L = 1024, 4
+    model = Cruncher(D, L)
+    optimizer = AdaGrad(model.parameters())
+    train_step(model, optimizer, *_batch(dim=D))
+    right = storage_bytes(optimizer_state_tensors(optimizer))
+    assert _feedback(1, right) == CORRECT
+    assert "must be exact" in _feedback(1, float(f"{right:.3g}")).message
+    layers_only = storage_bytes(optimizer.state[p]["sum_sq_grad"]
+                                for p in model.layers.parameters())
+    assert "left out the head" in _feedback(1, layers_only).message
+    elements = sum(t.numel() for t in optimizer_state_tensors(optimizer))
+    assert "each float32 takes 4 bytes" in _feedback(1, elements).message
+    weights = storage_bytes(model.parameters())
+    for two_tensors in (2 * right, weights + right):  # Adam's two sums; the weights and the sum
+        assert "one sum per parameter" in _feedback(1, two_tensors).message
+    weights_grads_state = right + weights + storage_bytes(p.grad for p in model.parameters())
+    assert "state alone" in _feedback(1, weights_grads_state).message
+    _assert_junk_gets_clear_verdicts(1)
 
 
 def test_exercise_2_adam_bytes_per_parameter():
-    assert _feedback(2, 16) == CORRECT
-    assert "two averages" in _feedback(2, 12).message
-    assert "mixed-precision" in _feedback(2, 18).message
-    assert _feedback(2, None) == UNANSWERED
+    assert _feedback(2, bytes_per_parameter("adam", "fp32").total) == CORRECT
+    assert "must be exact" not in _feedback(2, 16.0).message
+    fp32 = 4
+    assert "three 4-byte tensors" in _feedback(2, fp32 + fp32 + fp32).message  # one average
+    for two_tensors in (2 * fp32, fp32 + fp32):  # m and v alone; weights and gradients alone
+        assert "two 4-byte tensors" in _feedback(2, two_tensors).message
+    assert "weights alone" in _feedback(2, fp32).message
+    assert "mixed-precision" in _feedback(2, bytes_per_parameter("adam", "mixed").total).message
+    with_bf16_grads_copy = bytes_per_parameter("adam", "mixed").total + 2
+    assert "bf16 copy of the gradients" in _feedback(2, with_bf16_grads_copy).message
+    fp64 = torch.finfo(torch.float64).bits // 8
+    assert "float64" in _feedback(2, 4 * fp64).message
+    _assert_junk_gets_clear_verdicts(2)
 
 
 def _rmsprop_right(param, grad, square_avg, lr, alpha, eps):
@@ -335,30 +367,101 @@ def _rmsprop_adagrad(param, grad, square_avg, lr, alpha, eps):
     return param - lr * grad / (square_avg.sqrt() + eps), square_avg
 
 
-def test_exercise_3_rmsprop_step():
-    assert _feedback(3, _rmsprop_right) == CORRECT
-    assert "inside the square root" in _feedback(3, _rmsprop_eps_inside).message
-    assert "alpha weighs the old average" in _feedback(3, _rmsprop_swapped).message
-    assert "AdaGrad" in _feedback(3, _rmsprop_adagrad).message
+def _rmsprop_step_first(param, grad, square_avg, lr, alpha, eps):
+    new_param = param - lr * grad / (square_avg.sqrt() + eps)
+    return new_param, alpha * square_avg + (1 - alpha) * grad * grad
+
+
+def _rmsprop_no_sqrt(param, grad, square_avg, lr, alpha, eps):
+    square_avg = alpha * square_avg + (1 - alpha) * grad * grad
+    return param - lr * grad / (square_avg + eps), square_avg
+
+
+def _rmsprop_in_place(param, grad, square_avg, lr, alpha, eps):
+    square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+    return param.addcdiv_(grad, square_avg.sqrt().add_(eps), value=-lr), square_avg
+
+
+RMSPROP_MISTAKES = {
+    "eps inside": (_rmsprop_eps_inside, "inside the square root"),
+    "alpha swapped": (_rmsprop_swapped, "alpha weighs the old average"),
+    "no decay": (_rmsprop_adagrad, "AdaGrad's running sum"),
+    "old average": (_rmsprop_step_first, "stepped with the old average"),
+    "no square root": (_rmsprop_no_sqrt, "not by the average itself"),
+}
+
+
+@pytest.mark.parametrize("right", [_rmsprop_right, _rmsprop_in_place], ids=["new", "in-place"])
+def test_exercise_3_accepts_a_right_rmsprop_step(right):
+    assert _feedback(3, right) == CORRECT
+
+
+@pytest.mark.parametrize("mistake", RMSPROP_MISTAKES, ids=list(RMSPROP_MISTAKES))
+def test_exercise_3_names_each_mistake_and_only_it(mistake):
+    step, phrase = RMSPROP_MISTAKES[mistake]
+    message = _feedback(3, step).message
+    assert phrase in message
+    assert not any(p in message for _, p in RMSPROP_MISTAKES.values() if p != phrase)
+
+
+def test_exercise_3_bad_functions():
     assert _feedback(3, lambda *args: None) == UNANSWERED
     assert "pair" in _feedback(3, lambda *args: args[0]).message
-    assert "function itself" in _feedback(3, 3.0).message
+    assert "two tensors" in _feedback(3, lambda *args: (1.0, 2.0)).message
+    assert "raised ZeroDivisionError" in _feedback(3, lambda *args: 1 / 0).message
+    _assert_junk_gets_clear_verdicts(3, text_word="function itself")
 
 
 def test_exercise_4_training_step_memory():
     D, L, B = 2048, 8, 1024
     P = cruncher_num_parameters(D, L)
-    assert _feedback(4, predict_training_memory(D, L, B, "adam")["total"]) == CORRECT
-    assert "B*D*L" in _feedback(4, 4 * (P + B * D * L + P + 2 * P)).message
-    assert _feedback(4, None) == UNANSWERED
+    right = 4 * (P + P + 2 * P + B * D * (L + 1) + 2 * B)
+    assert right == predict_training_memory(D, L, B, "adam")["total"]
+    assert _feedback(4, right) == CORRECT
+    assert "must be exact" in _feedback(4, float(f"{right:.3g}")).message
+    lecture = 4 * (P + B * D * L + P + 2 * P)  # the mistake: the lecture's B*D*L activations
+    assert "lecture's B*D*L" in _feedback(4, lecture).message
+    assert "saves the input x" in _feedback(4, 4 * (4 * P + B * D * L + 2 * B)).message
+    assert "prediction and the target" in _feedback(4, 4 * (4 * P + B * D * (L + 1))).message
+    one_adam_average = 4 * (P + P + P + B * D * (L + 1) + 2 * B)
+    no_gradients = 4 * (P + 2 * P + B * D * (L + 1) + 2 * B)
+    for one_tensor_short in (one_adam_average, no_gradients):
+        assert "one parameter-sized tensor short" in _feedback(4, one_tensor_short).message
+    assert "left out Adam's state" in _feedback(4, 4 * (P + P + B * D * (L + 1) + 2 * B)).message
+    assert "activations saved" in _feedback(4, 4 * 4 * P).message
+    assert "count of elements" in _feedback(4, right // 4).message
+    _assert_junk_gets_clear_verdicts(4)
 
 
 def test_exercise_5_step_flops():
     D, L, B = 512, 4, 256
-    P = cruncher_num_parameters(D, L)
-    assert _feedback(5, 6 * B * P - 2 * B * D * D) == CORRECT
-    assert "never runs" in _feedback(5, 6 * B * P).message
-    assert _feedback(5, None) == UNANSWERED
+    model = Cruncher(D, L)
+    x, y = _batch(B, D)
+    counted = count_flops(lambda: torch.nn.functional.mse_loss(model(x), y).backward())
+    assert _feedback(5, counted) == CORRECT
+    assert _feedback(5, float(f"{counted:.3g}")) == CORRECT
+    x_grad = x.clone().requires_grad_(True)  # the mistake: counting x's gradient matmul
+    with_x_grad = count_flops(lambda: torch.nn.functional.mse_loss(model(x_grad), y).backward())
+    assert "never runs" in _feedback(5, with_x_grad).message
+    assert "counted it once" in _feedback(5, counted / 2).message  # a multiply-add as 1 FLOP
+    assert "half of 6*B*P" in _feedback(5, with_x_grad / 2).message  # both mistakes
+    forward = count_flops(lambda: torch.nn.functional.mse_loss(model(x), y))
+    assert "forward pass alone" in _feedback(5, forward).message
+    assert "backward pass alone;" in _feedback(5, counted - forward).message
+    assert "4*B*P rule" in _feedback(5, with_x_grad - forward).message
+    _assert_junk_gets_clear_verdicts(5)
+
+
+def test_every_exercise_says_what_answer_it_wants_and_stubs_are_unanswered():
+    for number, exercise in EXERCISES.exercises.items():
+        assert exercise.wants, number
+        assert _feedback(number, None) == UNANSWERED
+
+    def rmsprop_step(param, grad, square_avg, lr, alpha, eps):
+        """Return (new_param, new_square_avg) after one RMSProp step."""
+        return None  # replace with your update
+
+    assert _feedback(3, rmsprop_step) == UNANSWERED
 
 
 @pytest.mark.parametrize("name, batch_size", [("adagrad", 1024), ("adam", 8), ("sgd", 64)])
@@ -377,3 +480,53 @@ def test_measure_peak_training_memory_rejects_bad_input():
         measure_peak_training_memory(8, 2, 4, "lion")
     with pytest.raises(ValueError):
         measure_peak_training_memory(0, 2, 4)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def test_plot_quadratic_race_draws_each_path_over_the_contours():
+    import matplotlib.pyplot as plt
+
+    paths = {name: quadratic_trajectory(make, (-8.0, 1.5), (1.0, 50.0), 20)
+             for name, make in {"SGD": lambda p: SGD(p, lr=0.03),
+                                "Adam": lambda p: Adam(p, lr=0.5)}.items()}
+    fig = plot_quadratic_race(paths, (1.0, 50.0))
+    try:
+        (ax,) = fig.axes
+        assert len(ax.lines) == len(paths) + 2  # the paths, the start and the optimum
+        assert [t.get_text().split(":")[0] for t in ax.get_legend().get_texts()] == list(paths)
+        assert ax.collections  # the contour lines
+        assert ax.get_title().startswith("20 steps on f(x, y) = (x² + 50 y²) / 2")
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="paths must map names"):
+        plot_quadratic_race({"SGD": torch.zeros(3)}, (1.0, 50.0))
+
+
+def test_plot_memory_timeline_stacks_the_parts_alive():
+    import matplotlib.pyplot as plt
+
+    timeline = training_memory_timeline(16, 2, 8, "adagrad")
+    fig = plot_memory_timeline(timeline, "t", reference=("sum of the parts", 10_000))
+    try:
+        (ax,) = fig.axes
+        alive = [p for p in TIMELINE_PARTS if any(parts[p] for parts in timeline.values())]
+        assert len(ax.containers) == len(alive)  # one bar series per part that is ever alive
+        assert all(len(bars) == len(timeline) for bars in ax.containers)
+        assert len(ax.lines) == 1 and ax.lines[0].get_ydata()[0] == 10_000 / 1e6
+        tops = [sum(parts.values()) / 1e6 for parts in timeline.values()]
+        stacked = [max(b.get_y() + b.get_height() for b in bars) for bars in zip(*ax.containers)]
+        assert all(math.isclose(t, s) for t, s in zip(tops, stacked))
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="timeline must be"):
+        plot_memory_timeline({"x": {"parameters": 1}}, "t")
+
+
+# --- numbers the notebook's prose states -------------------------------------------------------
+
+
+def test_prose_numbers_of_notebook_06():
+    assert 2 / 50.0 == 0.04  # SGD's largest stable learning rate on the bowl with b = 50
+    assert math.isclose(math.sqrt(1e-5), 0.0032, rel_tol=0.02)  # the floor of the lecture's root
