@@ -76,13 +76,14 @@ def as_number(answer: Any, unit: str = "") -> float | Feedback:
         return UNANSWERED
     if isinstance(answer, str):
         return wrong(f"got the text {answer!r}; give a number{in_unit}, without quotes.")
+    kind = type(answer).__name__
+    a_kind = f"{'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}"
     if isinstance(answer, bool) or not hasattr(answer, "__float__"):
-        return wrong(f"expected a number{in_unit}, got a {type(answer).__name__}.")
+        return wrong(f"expected a number{in_unit}, got {a_kind}.")
     try:
         value = float(answer)
     except (TypeError, ValueError, OverflowError):  # a tensor or array of several numbers
-        return wrong(f"expected one number{in_unit}, got a {type(answer).__name__} that is not "
-                     "a single number.")
+        return wrong(f"expected one number{in_unit}, got {a_kind} that is not a single number.")
     if math.isnan(value):
         return wrong("got nan (not a number): something computed 0/0, inf - inf or used an "
                      "undefined value; print the pieces of your formula to find it.")
