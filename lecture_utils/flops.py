@@ -1,7 +1,9 @@
 """Notebook 03: FLOPs, FLOP/s, MFU and the roofline.
 
 Read top to bottom: counting FLOPs (by hand and with PyTorch's FlopCounterMode), what a cluster
-delivers, timing a function honestly, MFU, and arithmetic intensity.
+delivers, timing a function honestly (on one thread on a CPU, as a median with its spread) and
+conclusions computed from timings, MFU, throughput against size, arithmetic intensity, the
+notebook's figures, and its exercises.
 
 Units: FLOPs (a count), FLOP/s (a rate), seconds, bytes, bytes/s.
 """
@@ -9,8 +11,10 @@ Units: FLOPs (a count), FLOP/s (a rate), seconds, bytes, bytes/s.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import statistics
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,8 +24,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lecture_utils.device import as_device, get_device, parse_device, synchronize
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
-from lecture_utils.hardware import GPUSpec, lookup_gpu, peak_flops
+from lecture_utils.exercises import (
+    CORRECT,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    as_number,
+    check_number,
+    wrong,
+)
+from lecture_utils.hardware import GPUSpec, lookup_gpu, normalize_dtype, peak_flops
 from lecture_utils.napkin import SECONDS_PER_DAY
 
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
@@ -194,8 +206,13 @@ def measure_times(
     if number is None:  # enough calls that one block lasts MIN_BLOCK_SECONDS
         if estimate is None:
             estimate = time_block(fn, 1, device)
-        number = max(1, min(10_000, math.ceil(MIN_BLOCK_SECONDS / max(estimate, 1e-9))))
+        number = calls_per_block(estimate)
     return [time_block(fn, number, device) for _ in range(repeats)]
+
+
+def calls_per_block(seconds_per_call: float) -> int:
+    """Calls of a function that takes `seconds_per_call` that fill a MIN_BLOCK_SECONDS block."""
+    return max(1, min(10_000, math.ceil(MIN_BLOCK_SECONDS / max(seconds_per_call, 1e-9))))
 
 
 def benchmark(
@@ -252,6 +269,29 @@ class Timing:
                 f"({self.low * scale:.3g}-{self.high * scale:.3g})")
 
 
+@contextlib.contextmanager
+def timing_threads(device: torch.device | str | None = None, threads: int | None = 1
+                   ) -> Iterator[None]:
+    """Time a block on `threads` CPU threads (on a CPU device), then restore the thread count.
+
+    On a busy laptop (a browser, a video call) other programs take cores away at random, and an
+    op split over every core waits for its slowest thread: one thread is slowed only by the
+    share of its own core it loses. A GPU does the work itself, so nothing changes there.
+    """
+    if threads is not None:
+        _check_positive_int("threads", threads)
+    device = get_device() if device is None else parse_device(device)
+    if threads is None or device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def time_it(
     fn: Callable[[], Any],
     *,
@@ -259,21 +299,71 @@ def time_it(
     warmup: int = 3,
     repeats: int = 15,
     number: int | None = None,
+    threads: int | None = 1,
 ) -> Timing:
-    """fn()'s seconds per call as a Timing: `repeats` timed blocks after `warmup` calls."""
-    return Timing(tuple(measure_times(fn, device=device, warmup=warmup, repeats=repeats,
-                                      number=number)))
+    """fn()'s seconds per call as a Timing: `repeats` timed blocks after `warmup` calls.
+
+    On a CPU it runs on `threads` threads (None: as many as torch uses), see `timing_threads`.
+    """
+    with timing_threads(device, threads):
+        return Timing(tuple(measure_times(fn, device=device, warmup=warmup, repeats=repeats,
+                                          number=number)))
+
+
+def _as_printed(seconds: float) -> float:
+    """`seconds` to the 3 significant figures Timing.format prints."""
+    return float(f"{seconds:.3g}")
 
 
 def compare_timings(name_a: str, a: Timing, name_b: str, b: Timing) -> str:
     """A conclusion computed from two timings: which is faster and by how much, or that they
-    cannot be told apart (their spreads overlap)."""
+    cannot be told apart (their spreads overlap).
+
+    The spreads are compared as printed (3 significant figures), so a reader who checks the
+    printed numbers always reaches the same conclusion.
+    """
     ratio = a.median / b.median if b.median else math.inf
-    if a.low <= b.high and b.low <= a.high:
+    if _as_printed(a.low) <= _as_printed(b.high) and _as_printed(b.low) <= _as_printed(a.high):
         return (f"{name_a} and {name_b} agree within their spread "
                 f"(medians {ratio:.2f}x apart)")
     faster, slower, times = (name_a, name_b, 1 / ratio) if ratio < 1 else (name_b, name_a, ratio)
     return f"{faster} is {times:.2f}x faster than {slower} (their spreads do not overlap)"
+
+
+def time_without_and_with_sync(
+    fn: Callable[[], Any],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 15,
+    threads: int | None = 1,
+) -> tuple[Timing, Timing]:
+    """fn()'s seconds per call two ways, block by block in turn: the clock stopped as soon as the
+    calls return (no synchronize), and stopped once the device has finished them.
+
+    Taking the two in turn gives both the same share of whatever else the machine is doing.
+    """
+    if not callable(fn):
+        raise TypeError(f"need a zero-argument function to time, got {type(fn).__name__}")
+    _check_positive_int("repeats", repeats)
+    device = get_device() if device is None else parse_device(device)
+    with timing_threads(device, threads):
+        estimate = min(time_block(fn, 1, device) for _ in range(max(warmup, 1)))
+        number = calls_per_block(estimate)
+        without, with_sync = [], []
+        for _ in range(repeats):
+            synchronize(device)  # start each block with nothing queued
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            without.append((time.perf_counter() - start) / number)
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            synchronize(device)
+            with_sync.append((time.perf_counter() - start) / number)
+    return Timing(tuple(without)), Timing(tuple(with_sync))
 
 
 def time_each_call_cold(
@@ -305,13 +395,31 @@ def time_cold_and_warm(
     median).
 
     Returns {"cold": [seconds of each call made before any warm-up], "first_call": s,
-    "lecture_mean": s, "warm_median": s}. Only a first call pays one-off costs, and only the
-    first time its kernels run in the process: in a re-run, even the first call is warm.
+    "lecture_mean": s, "warm_median": s, "warm": the warm Timing}. Only a first call pays
+    one-off costs, and only the first time its kernels run in the process: in a re-run, even the
+    first call is warm.
     """
     cold = time_each_call_cold(fn, calls=calls, device=device)
-    warm = benchmark(fn, device=device, warmup=2, repeats=5)
+    warm = Timing(tuple(measure_times(fn, device=device, warmup=2, repeats=5)))
     return {"cold": cold, "first_call": cold[0], "lecture_mean": statistics.fmean(cold),
-            "warm_median": warm}
+            "warm_median": warm.median, "warm": warm}
+
+
+def cold_and_warm_report(
+    label: str, timings: dict[str, Any], flops: float, peak: float | None
+) -> str:
+    """What `time_cold_and_warm` measured, in lines of at most 100 characters, MFU if `peak`."""
+    cold, warm = timings["cold"], timings["warm"]
+    lines = [f"{label} warm: {warm.format('ms')}",
+             f"    first call {cold[0] * 1e3:.3g} ms, mean of {len(cold)} cold "
+             f"calls {timings['lecture_mean'] * 1e3:.3g} ms; the first call is "
+             f"{cold[0] / sum(cold):.0%} of the {len(cold)}"]
+    if peak:
+        lines.append(f"    MFU {flops / timings['lecture_mean'] / peak:.2f} the lecture's way, "
+                     f"{flops / warm.median / peak:.2f} warm")
+    else:
+        lines.append("    no MFU: no datasheet peak for this device")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -430,6 +538,122 @@ def make_elementwise_add(
 
 
 # ----------------------------------------------------------------------------------------------
+# Throughput: number formats, and size
+
+
+# (label, dtype, float32 matmul precision, datasheet column) of the formats notebook 03 times.
+MATMUL_FORMATS: tuple[tuple[str, torch.dtype, str, str], ...] = (
+    ("fp32, TF32 off", torch.float32, "highest", "fp32"),
+    ("fp32, TF32 on", torch.float32, "high", "tf32"),
+    ("bf16", torch.bfloat16, "highest", "bf16"),
+    ("fp16", torch.float16, "highest", "fp16"),
+)
+FP8_FORMAT = ("fp8 e4m3", FP8, "highest", "fp8")
+
+
+def time_matmul_format(
+    n: int, dtype: torch.dtype, precision: str, device: torch.device | str, *, repeats: int = 15
+) -> Timing | str:
+    """An n x n @ n x n matmul of `dtype` under the float32 matmul `precision`, timed; or a
+    sentence that says why it cannot run here."""
+    if dtype == FP8 and not fp8_matmul_supported(device):
+        return "skipped: needs a CUDA GPU with compute capability >= 8.9"
+    try:
+        with float32_matmul_precision(precision):
+            return time_it(make_matmul(n, dtype, device), device=device, repeats=repeats)
+    except (RuntimeError, TypeError) as error:  # e.g. _scaled_mm changed in this version
+        return f"failed: {str(error).splitlines()[0][:60]}"
+
+
+def rate_and_mfu(flops: float, timing: Timing, gpu: GPUSpec | None, column: str) -> str:
+    """The achieved TFLOP/s at the median time, and the MFU where `gpu` has a `column` peak."""
+    rate = flops / timing.median
+    text = f"{rate / 1e12:.3g} TFLOP/s"
+    if gpu is None:
+        return f"{text}; no MFU (no datasheet peak for this device)"
+    if column not in gpu.dense_flops:  # e.g. a T4 has no bf16 tensor cores
+        return f"{text}; no MFU ({gpu.name} has no {column} figure)"
+    peak = gpu.peak_flops(column)
+    return (f"{text}; dense peak {peak / 1e12:.4g} TFLOP/s, "
+            f"MFU {mfu(flops, timing.median, peak):.2f}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """n x n @ n x n matmuls of one format, timed at several sizes n."""
+
+    label: str
+    dtype: torch.dtype
+    sizes: tuple[int, ...]
+    timings: tuple[Timing, ...]
+
+    def __post_init__(self) -> None:
+        if not self.sizes or len(self.sizes) != len(self.timings):
+            raise ValueError(f"sizes and timings must be non-empty and of one length, got "
+                             f"{len(self.sizes)} sizes and {len(self.timings)} timings")
+
+    def rates(self) -> list[tuple[float, float, float]]:
+        """FLOP/s at each size: (low, median, high), from the timings' quartiles."""
+        return [(matmul_flops(n, n, n) / t.high, matmul_flops(n, n, n) / t.median,
+                 matmul_flops(n, n, n) / t.low if t.low else math.inf)
+                for n, t in zip(self.sizes, self.timings, strict=True)]
+
+
+def sweep_matmuls(
+    label: str, dtype: torch.dtype, sizes: list[int], device: torch.device | str, *,
+    repeats: int = 15,
+) -> Sweep:
+    """Time an n x n @ n x n matmul of `dtype` (TF32 off) for each n in `sizes`."""
+    with float32_matmul_precision("highest"):
+        timings = tuple(time_it(make_matmul(n, dtype, device), device=device, repeats=repeats)
+                        for n in sizes)
+    return Sweep(label, dtype, tuple(sizes), timings)
+
+
+def throughput_trend(sweep: Sweep, width: int = 100) -> str:
+    """How FLOP/s changes with size, chosen from the measurements and wrapped at `width`.
+
+    A step between two sizes counts as a rise or a drop only where their quartile ranges do not
+    overlap; otherwise it is level (the two cannot be told apart).
+    """
+    rates, sizes = sweep.rates(), sweep.sizes
+    if len(sizes) < 2:
+        return f"{sweep.label}: one size only, no trend to read."
+
+    def step(a: tuple[float, float, float], b: tuple[float, float, float]) -> str:
+        return "up" if b[0] > a[2] else "down" if b[2] < a[0] else "level"
+
+    steps = [step(a, b) for a, b in itertools.pairwise(rates)]
+    pairs = list(itertools.pairwise(sizes))
+    drops = ", ".join(f"n = {a} to {b}" for (a, b), s in zip(pairs, steps, strict=True)
+                      if s == "down")
+    levels = ", ".join(f"n = {a} to {b}" for (a, b), s in zip(pairs, steps, strict=True)
+                       if s == "level")
+    ratio = rates[-1][1] / rates[0][1]
+    span = f"from n = {sizes[0]} to n = {sizes[-1]}"
+    best = sizes[max(range(len(sizes)), key=lambda i: rates[i][1])]
+    overall = step(rates[0], rates[-1])
+    if all(s == "up" for s in steps):
+        text = f"FLOP/s rises at every step, {ratio:.3g}x {span}."
+    elif overall == "up" and not drops:
+        text = (f"FLOP/s rises {ratio:.3g}x {span}, but not at every step: level (the spreads "
+                f"overlap) from {levels}.")
+    elif overall == "up":
+        text = (f"FLOP/s is {ratio:.3g}x higher at n = {sizes[-1]} than at n = {sizes[0]}, but "
+                f"it does not rise steadily: it drops from {drops}; highest at n = {best}.")
+    elif overall == "down":
+        text = (f"FLOP/s falls {1 / ratio:.3g}x {span}" + (f" (drops from {drops})" if drops
+                                                           else "") + f"; highest at n = {best}.")
+    else:
+        text = (f"no clear trend: FLOP/s at n = {sizes[-1]} is within the spread of n = "
+                f"{sizes[0]} ({ratio:.3g}x); highest at n = {best}.")
+    # Wrapped between words, never inside "n = 16" (a no-break space holds it together).
+    text = textwrap.fill(f"{sweep.label}: {text}".replace("n = ", "n\u00a0=\u00a0"),
+                         width=width, subsequent_indent="    ")
+    return text.replace("\u00a0", " ")
+
+
+# ----------------------------------------------------------------------------------------------
 # Arithmetic intensity and the roofline
 
 
@@ -470,69 +694,206 @@ def roofline(intensity: float, peak: float, bandwidth: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_throughput(sweeps: list[Sweep], *, gpu: GPUSpec | None, device_type: str) -> Any:
+    """Measured FLOP/s against matrix size, one line per sweep with its quartile range; a dashed
+    line at each format's dense peak where `gpu` has one."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for i, sweep in enumerate(sweeps):
+        low, mid, high = zip(*sweep.rates(), strict=True)
+        spread = [[m - lo for m, lo in zip(mid, low, strict=True)],
+                  [hi - m for m, hi in zip(mid, high, strict=True)]]
+        ax.errorbar(sweep.sizes, mid, yerr=spread, fmt="o-", color=f"C{i}", capsize=3,
+                    label=f"{sweep.label}, measured")
+        column = normalize_dtype(sweep.dtype)
+        if gpu is not None and column in gpu.dense_flops:
+            ax.axhline(gpu.peak_flops(column), color=f"C{i}", linestyle="--",
+                       label=f"{sweep.label}, dense peak ({gpu.name})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("matrix size n (n x n @ n x n)")
+    ax.set_ylabel("achieved FLOP/s (median, quartiles)")
+    ax.set_title(f"Matmul throughput against size ({device_type})")
+    ax.legend()
+    return fig
+
+
+def plot_roofline(
+    roof: GPUSpec, sweeps: list[Sweep], adds: dict[torch.dtype, float], *, device_type: str,
+    reference: bool,
+) -> Any:
+    """`roof`'s roofline per format (dashed) under measured points: each sweep's matmuls, and an
+    elementwise add per dtype (its FLOP/s in `adds`). `reference`: the roof is not this device's.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 5))
+    intensities = [10 ** (-2 + 6 * i / 199) for i in range(200)]  # 0.01 to 10^4 FLOP/byte
+    suffix = " (reference)" if reference else ""
+    for i, sweep in enumerate(sweeps):
+        column, color, itemsize = normalize_dtype(sweep.dtype), f"C{i}", sweep.dtype.itemsize
+        if column in roof.dense_flops:  # e.g. a T4 has no bf16 tensor cores: no bf16 roof
+            peak = roof.peak_flops(column)
+            ax.plot(intensities, [roofline(x, peak, roof.memory_bandwidth) for x in intensities],
+                    "--", color=color, label=f"{roof.name} {column} roof{suffix}")
+        ax.plot([arithmetic_intensity_matmul(n, itemsize) for n in sweep.sizes],
+                [rate for _, rate, _ in sweep.rates()], "o:", color=color,
+                label=f"matmul {sweep.label}, n = {sweep.sizes[0]}..{sweep.sizes[-1]}")
+        if sweep.dtype in adds:
+            ax.plot(arithmetic_intensity_elementwise(itemsize), adds[sweep.dtype], "s",
+                    color=color, markersize=10, label=f"elementwise add {column}")
+    top_peak = max(roof.peak_flops(c) for c in ("fp32", "bf16") if c in roof.dense_flops)
+    ridge = ridge_point(top_peak, roof.memory_bandwidth)
+    ax.axvline(ridge, color="gray", linestyle=":")
+    ax.text(ridge, 0.04, "memory-bound  ", ha="right", transform=ax.get_xaxis_transform())
+    ax.text(ridge, 0.04, "  compute-bound", ha="left", transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("FLOP/s")
+    ax.set_title(f"Roofline with measured points ({device_type})")
+    ax.legend(fontsize=10, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
 # Check yourself
+#
+# Each hint is keyed by the answer its mistake gives, computed by making the mistake. Where two
+# mistakes give the same number (counting only the multiplies and using the "with sparsity"
+# peak both halve a result), one hint names both.
 
 EXERCISES = Exercises("03")
 
 LECTURE_B, LECTURE_D, LECTURE_K = 16384, 32768, 8192
+LECTURE_BF16_SECONDS = 0.03  # the lecture's bf16 timing of its matmul on an H100
 H100_BF16 = peak_flops("H100 SXM", "bf16")  # dense; the datasheet's 1979e12 is "with sparsity"
+H100_BF16_SPARSE = lookup_gpu("H100 SXM").sparse_flops["bf16"]
+H100_FP32 = peak_flops("H100 SXM", "fp32")
+# Exercise 3: a 70B model on 15T tokens on 1024 H100 SXMs in bf16. The MFU is 0.4 (Llama 3
+# 405B reached 38-43%), not 0.5: at 0.5, leaving the MFU out would halve the answer just as the
+# two mistakes above do, and its hint could not say which mistake was made.
+TRAINING = {"parameters": 70e9, "tokens": 15e12, "gpus": 1024, "mfu": 0.4}
 
 
-@EXERCISES.checker(1, "FLOPs of the lecture's matmul")
-def _check_lecture_matmul(answer: Any) -> Any:
+def lecture_matmul_flops(flops_per_multiply_add: int = 2) -> int:
+    """FLOPs of the lecture's (B x D) @ (D x K) matmul (1 per multiply-add: the slip)."""
+    return flops_per_multiply_add * LECTURE_B * LECTURE_D * LECTURE_K
+
+
+@EXERCISES.checker(1, "FLOPs of the lecture's matmul",
+                   wants="a number of FLOPs, within 2% (3 significant figures are enough)")
+def _check_lecture_matmul(answer: Any) -> Feedback:
     b, d, k = LECTURE_B, LECTURE_D, LECTURE_K
     return check_number(
-        answer, 2 * b * d * k, unit="FLOPs",
+        answer, lecture_matmul_flops(), unit="FLOPs",
         hints={
-            b * d * k: "you counted only the multiplies: each multiply-add is 2 FLOPs.",
+            lecture_matmul_flops(1): "you counted only the multiplies: each multiply-add is 2 "
+            "FLOPs.",
             2 * b * d: "K is missing: every one of the B x K outputs needs D multiply-adds.",
             b * d + d * k: "that is the number of input elements, not the work done on them.",
         },
     )
 
 
-@EXERCISES.checker(2, "MFU of the lecture's bf16 timing")
-def _check_lecture_mfu(answer: Any) -> Any:
-    flops = 2 * LECTURE_B * LECTURE_D * LECTURE_K
-    expected = flops / 0.03 / H100_BF16
+def lecture_bf16_mfu(flops: float | None = None, seconds: float = LECTURE_BF16_SECONDS,
+                     peak: float = H100_BF16) -> float:
+    """MFU of the lecture's bf16 timing (other arguments: the slips exercise 2 recognizes)."""
+    return (lecture_matmul_flops() if flops is None else flops) / seconds / peak
+
+
+@EXERCISES.checker(2, "MFU of the lecture's bf16 timing",
+                   wants="a fraction between 0 and 1, within 2%")
+def _check_lecture_mfu(answer: Any) -> Feedback:
+    expected = lecture_bf16_mfu()
     return check_number(
-        answer, expected, rel_tol=1e-2,
+        answer, expected,
         hints={
-            flops / 0.03 / (2 * H100_BF16): "you divided by 1979e12, the 'with sparsity' peak; "
-            "dense matmuls get at most the dense 989.5e12.",
+            # Both slips halve the MFU, so one hint names both.
+            lecture_bf16_mfu(flops=lecture_matmul_flops(1)): "half the MFU: did you count only "
+            "the multiplies (the matmul is 2·B·D·K FLOPs), or divide by 1979e12, the 'with "
+            "sparsity' peak? Dense matmuls get at most the dense 989.4e12.",
+            lecture_bf16_mfu(peak=H100_BF16_SPARSE): "half the MFU: did you count only the "
+            "multiplies (the matmul is 2·B·D·K FLOPs), or divide by 1979e12, the 'with "
+            "sparsity' peak? Dense matmuls get at most the dense 989.4e12.",
             100 * expected: "MFU is a fraction between 0 and 1, not a percent.",
-            flops / 0.03 / peak_flops("H100 SXM", "fp32"): "67e12 is the fp32 peak; this run was "
-            "bf16.",
+            lecture_bf16_mfu(peak=H100_FP32): "66.9e12 is the fp32 peak; this run was bf16.",
+            1 / expected: "that is the peak over the achieved rate: MFU is achieved FLOP/s "
+            "divided by the peak.",
+            lecture_bf16_mfu(seconds=1.0): "the time is missing: the achieved rate is the FLOPs "
+            "divided by 0.03 s.",
         },
     )
 
 
-@EXERCISES.checker(3, "days to train 70B parameters on 15T tokens")
-def _check_training_days(answer: Any) -> Any:
-    total = 6 * 70e9 * 15e12
-    per_day = 1024 * H100_BF16 * 0.5 * SECONDS_PER_DAY
-    days = total / per_day
+def training_days(
+    *, flops_per_parameter_token: float = 6, peak: float = H100_BF16,
+    mfu_factor: float | None = None, seconds_per_unit: float = SECONDS_PER_DAY,
+) -> float:
+    """Exercise 3's training time in days (other arguments: the slips it recognizes).
+
+    `mfu_factor` multiplies the delivered FLOP/s: the MFU (right), 1 (MFU left out), 1/MFU
+    (multiplied by the MFU instead of dividing by it), or 100 x MFU (a percent).
+    """
+    fraction = TRAINING["mfu"] if mfu_factor is None else mfu_factor
+    total = flops_per_parameter_token * TRAINING["parameters"] * TRAINING["tokens"]
+    return total / (TRAINING["gpus"] * peak * fraction) / seconds_per_unit
+
+
+@EXERCISES.checker(3, "days to train 70B parameters on 15T tokens",
+                   wants="a number of days, within 2%")
+def _check_training_days(answer: Any) -> Feedback:
+    halved = ("half the days: did you count only the multiplies (training is 6 x parameters x "
+              "tokens FLOPs, 2 per multiply-add), or use 1979e12, the 'with sparsity' peak? "
+              "Dense matmuls get at most 989.4e12.")
     return check_number(
-        answer, days, rel_tol=1e-2, unit="days",
+        answer, training_days(), unit="days",
         hints={
-            days / 2: "half the answer: did you use the 1979e12 'with sparsity' peak, or leave "
-            "out the MFU of 0.5?",
-            days / 3: "2 N D counts only the forward pass; training (forward + backward) is 6 N D.",
-            days * SECONDS_PER_DAY: "that is in seconds; divide by 86400 for days.",
-            days * 24: "that is in hours; divide by 24 for days.",
+            training_days(flops_per_parameter_token=3): halved,
+            training_days(peak=H100_BF16_SPARSE): halved,
+            training_days(mfu_factor=1): "the MFU is missing: the GPUs deliver only 0.4 of "
+            "their peak, so divide by 0.4 as well.",
+            training_days(mfu_factor=1 / TRAINING["mfu"]): "you multiplied by the MFU; divide "
+            "by it: at 0.4 of the peak, training takes longer, not shorter.",
+            training_days(mfu_factor=100 * TRAINING["mfu"]): "the MFU is a fraction (0.4), not "
+            "a percent (40).",
+            training_days(flops_per_parameter_token=2): "2 x parameters x tokens counts only "
+            "the forward pass; training (forward + backward) is 6 x parameters x tokens.",
+            training_days(peak=H100_FP32): "66.9e12 is the fp32 peak; this run is bf16.",
+            training_days(seconds_per_unit=1): "that is in seconds; divide by 86400 for days.",
+            training_days(seconds_per_unit=3600): "that is in hours; divide by 24 for days.",
         },
     )
 
 
-@EXERCISES.checker(4, "arithmetic intensity of a bf16 add")
-def _check_add_intensity(answer: Any) -> Any:
+def add_intensity(
+    dtype_bytes: float = 2, elements_moved: int = 3, flops_per_element: int = 1
+) -> float:
+    """FLOP/byte of an elementwise add (other arguments: the slips exercise 4 recognizes)."""
+    return flops_per_element / (elements_moved * dtype_bytes)
+
+
+@EXERCISES.checker(4, "arithmetic intensity of a bf16 add",
+                   wants="a number of FLOP/byte, within 2% (a fraction such as 1 / 10 is fine)")
+def _check_add_intensity(answer: Any) -> Feedback:
     return check_number(
-        answer, 1 / 6, unit="FLOP/byte",
+        answer, add_intensity(), unit="FLOP/byte",
         hints={
-            1 / 4: "count the output too: 2 reads and 1 write of 2 bytes each per element.",
-            1 / 12: "that is fp32 (4 bytes); bf16 elements are 2 bytes.",
-            1 / 2: "each element of the output needs two inputs read and one output written.",
-            1 / 3: "bytes, not elements: each bf16 element is 2 bytes.",
+            add_intensity(elements_moved=2): "count the output too: 2 reads and 1 write of 2 "
+            "bytes each per element.",
+            add_intensity(dtype_bytes=4): "that is fp32 (4 bytes); bf16 elements are 2 bytes.",
+            add_intensity(elements_moved=1): "you divided by one element's 2 bytes: per output "
+            "element, two inputs are read and one output is written.",
+            add_intensity(dtype_bytes=1): "bytes, not elements: each bf16 element is 2 bytes.",
+            add_intensity(dtype_bytes=16): "bf16 is 16 bits, which is 2 bytes: divide by bytes, "
+            "not bits.",
+            1 / add_intensity(): "that is bytes per FLOP; arithmetic intensity is FLOPs per "
+            "byte.",
         },
     )
 
@@ -542,25 +903,46 @@ def _reference_matmul_intensity(m: int, n: int, k: int, dtype_bytes: int) -> flo
     return 2 * m * n * k / ((m * n + n * k + m * k) * dtype_bytes)
 
 
-@EXERCISES.checker(5, "arithmetic intensity of any matmul")
-def _check_matmul_intensity(fn: Any) -> Any:
+EXERCISE_5_CASES = ((1, 1, 1, 4), (64, 64, 64, 2), (16384, 32768, 8192, 2), (1, 4096, 4096, 2),
+                    (4096, 1, 4096, 4))
+# The slips exercise 5 recognizes, each made in code, with what to say about it.
+EXERCISE_5_SLIPS: tuple[tuple[Callable[[int, int, int, int], float], str], ...] = (
+    (lambda m, n, k, b: 2 * m * n * k / (m * n + n * k + m * k),
+     "you return FLOPs per element: divide by the bytes per element."),
+    (lambda m, n, k, b: m * n * k / ((m * n + n * k + m * k) * b),
+     "you count m*n*k FLOPs: a multiply-add is 2 FLOPs, so 2*m*n*k."),
+    (lambda m, n, k, b: 2 * m * n * k / ((m * n + n * k) * b),
+     "count the output too: the bytes moved are (m*n + n*k + m*k) elements."),
+    (lambda m, n, k, b: 2 * n / (3 * b),
+     "that is the square-matrix formula 2n / (3 x bytes); here the three matrices have m*n, "
+     "n*k and m*k elements."),
+)
+
+
+@EXERCISES.checker(5, "arithmetic intensity of any matmul",
+                   wants="a function (m, n, k, dtype_bytes) -> FLOP/byte, exact up to rounding")
+def _check_matmul_intensity(fn: Any) -> Feedback:
     if not callable(fn):
         return wrong("pass your function itself, e.g. EXERCISES.check(5, matmul_intensity).")
-    cases = [(1, 1, 1, 4), (64, 64, 64, 2), (16384, 32768, 8192, 2), (1, 4096, 4096, 2),
-             (4096, 1, 4096, 4)]
-    for m, n, k, dtype_bytes in cases:
-        got = fn(m, n, k, dtype_bytes)
+    for case in EXERCISE_5_CASES:
+        try:
+            got = fn(*case)
+        except Exception as e:  # noqa: BLE001 (a student's bug gets a hint, not a traceback)
+            return wrong(f"your function raised {type(e).__name__} for (m, n, k, dtype_bytes) = "
+                         f"{case}: {e}")
         if got is None:
             return UNANSWERED
-        expected = _reference_matmul_intensity(m, n, k, dtype_bytes)
-        if not math.isclose(float(got), expected, rel_tol=1e-9):
-            if math.isclose(float(got), expected * dtype_bytes, rel_tol=1e-9):
-                return wrong(f"for {(m, n, k, dtype_bytes)} you return FLOPs per element: "
-                             "divide by the bytes per element.")
-            if math.isclose(float(got), expected / 2, rel_tol=1e-9):
-                return wrong(f"for {(m, n, k, dtype_bytes)} you count m*n*k FLOPs: it is 2*m*n*k.")
-            return wrong(f"for (m, n, k, dtype_bytes) = {(m, n, k, dtype_bytes)} you return "
-                         f"{got}, expected {expected:.6g}: bytes moved are (m*n + n*k + m*k) "
-                         "elements, each read or written once.")
+        value = as_number(got, "FLOP/byte")
+        if isinstance(value, Feedback):
+            return wrong(f"for (m, n, k, dtype_bytes) = {case} your function returned {got!r}: "
+                         "return one number, the FLOP/byte.")
+        expected = _reference_matmul_intensity(*case)
+        if math.isclose(value, expected, rel_tol=1e-9):
+            continue
+        for slip, hint in EXERCISE_5_SLIPS:
+            if math.isclose(value, slip(*case), rel_tol=1e-9):
+                return wrong(f"for (m, n, k, dtype_bytes) = {case} {hint}")
+        return wrong(f"for (m, n, k, dtype_bytes) = {case} you return {value:.6g}, expected "
+                     f"{expected:.6g}: bytes moved are (m*n + n*k + m*k) elements, each read or "
+                     "written once.")
     return CORRECT
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,17 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from lecture_utils.device import as_device
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
-from lecture_utils.flops import benchmark, count_flops, matmul_flops
+from lecture_utils.exercises import (
+    CORRECT,
+    DEFAULT_REL_TOL,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    as_number,
+    check_number,
+    wrong,
+)
+from lecture_utils.flops import Timing, count_flops, matmul_flops, time_it
 
 PHASES = ("forward", "backward")
 
@@ -277,9 +287,13 @@ def time_forward_backward(
     input_requires_grad: bool,
     device: torch.device | str,
     warmup: int = 2,
-    repeats: int = 5,
-) -> dict[str, float]:
-    """Median seconds of one forward pass and of one backward pass: {"forward": s, "backward": s}."""
+    repeats: int = 15,
+) -> dict[str, Timing]:
+    """Seconds of one forward and of one backward pass: {"forward": Timing, "backward": Timing}.
+
+    On a CPU both run on one thread (see flops.timing_threads), so that other programs on a busy
+    machine slow them less, and alike.
+    """
     x, w1, w2 = make_two_layer_tensors(
         B, D, K, input_requires_grad=input_requires_grad, device=device
     )
@@ -290,12 +304,39 @@ def time_forward_backward(
             t.grad = None  # a fresh gradient each time, no accumulation into the old one
         loss.backward(retain_graph=True)  # the same graph, walked again
 
-    times = {
-        "forward": benchmark(lambda: two_layer_forward(x, w1, w2), device=device,
-                             warmup=warmup, repeats=repeats),
-        "backward": benchmark(backward, device=device, warmup=warmup, repeats=repeats),
+    return {
+        "forward": time_it(lambda: two_layer_forward(x, w1, w2), device=device, warmup=warmup,
+                           repeats=repeats),
+        "backward": time_it(backward, device=device, warmup=warmup, repeats=repeats),
     }
-    return times
+
+
+def time_ratio_conclusion(
+    forward: Timing, backward: Timing, flop_ratio: float, width: int = 100
+) -> str:
+    """Whether the backward / forward time ratio agrees with `flop_ratio`, given both spreads,
+    wrapped at `width` characters.
+
+    The ratio's range runs from the fastest backward over the slowest forward (lower quartile
+    over upper quartile) to the other way round.
+    """
+    if not isinstance(forward, Timing) or not isinstance(backward, Timing):
+        raise TypeError(f"forward and backward must be Timings (time_forward_backward returns "
+                        f"them), got {type(forward).__name__} and {type(backward).__name__}")
+    if isinstance(flop_ratio, bool) or not isinstance(flop_ratio, (int, float)) \
+            or not math.isfinite(flop_ratio) or flop_ratio <= 0:
+        raise ValueError(f"flop_ratio must be a finite number > 0, got {flop_ratio!r}")
+    ratio = backward.median / forward.median
+    # Compared as printed (2 decimals), so the printed numbers always bear the conclusion out.
+    low, high = round(backward.low / forward.high, 2), round(backward.high / forward.low, 2)
+    measured = f"backward / forward time {ratio:.2f} ({low:.2f}-{high:.2f})"
+    if low <= flop_ratio <= high:
+        text = f"{measured}: agrees with the FLOP ratio {flop_ratio:.1f} within its spread"
+    else:
+        side, pace = ("above", "slower") if flop_ratio < low else ("below", "faster")
+        text = (f"{measured}: {side} the FLOP ratio {flop_ratio:.1f}, so per FLOP the backward "
+                f"pass ran {pace} than the forward pass")
+    return textwrap.fill(text, width=width, subsequent_indent="    ")
 
 
 # --- A figure ---------------------------------------------------------------------------------
@@ -346,6 +387,9 @@ def plot_flops_breakdown(columns: dict[str, dict[str, int]], unit: int, unit_lab
 
 
 # --- Check yourself ---------------------------------------------------------------------------
+#
+# Each hint is keyed by the answer its mistake gives, computed by making the mistake. Where two
+# mistakes give the same number, one hint names both.
 
 EXERCISES = Exercises("04")
 
@@ -361,55 +405,107 @@ EXERCISE_5_CASES = (  # (batch, dims, input_requires_grad) the student's functio
 )
 
 
-@EXERCISES.checker(1, "a gradient by hand")
-def _check_gradient_by_hand(answer: Any) -> Any:
+def exercise_1_gradient(*, residual_sign: float = 1.0, half: float = 0.5,
+                        use_target: bool = True) -> list[float]:
+    """d/dw of half * (x @ w - target)^2 for EXERCISE_1 (other arguments: the slips)."""
     x, w = torch.tensor(EXERCISE_1["x"]), torch.tensor(EXERCISE_1["w"])
-    expected = squared_error_gradient(x, w, EXERCISE_1["target"])
-    got = torch.as_tensor(answer, dtype=torch.float32).flatten()
-    if got.shape != expected.shape:
-        return wrong(f"dloss/dw has one entry per weight: expected 3 numbers, got {got.numel()}.")
-    if torch.allclose(got, expected):
-        return CORRECT
-    residual = float(x @ w - EXERCISE_1["target"])
-    hints = [
-        (-expected, "the sign is flipped: the residual is (x @ w - target), not the reverse."),
-        (2 * expected, "twice too large: the 0.5 in front cancels the 2 from the square."),
-        (x, "that is d(x @ w)/dw alone: multiply by the residual (x @ w - target)."),
-        (torch.full_like(x, residual), "that is the residual alone: multiply it by x."),
-        (residual * w, "the gradient with respect to w is proportional to x, not to w."),
+    residual = x @ w - (EXERCISE_1["target"] if use_target else 0.0)
+    return (residual_sign * 2 * half * residual * x).tolist()
+
+
+def _exercise_1_hints() -> list[tuple[list[float], str]]:
+    """(the answer a slip gives, what to say): each computed by making the slip."""
+    x, w = EXERCISE_1["x"], EXERCISE_1["w"]
+    residual = sum(a * b for a, b in zip(x, w, strict=True)) - EXERCISE_1["target"]
+    alone = ("that is the residual alone (or the residual times w, which is all ones here): "
+             "multiply the residual by x.")
+    return [
+        (exercise_1_gradient(residual_sign=-1), "the sign is flipped: the residual is "
+         "(x @ w - target), not the reverse."),
+        (exercise_1_gradient(half=1.0), "twice too large: the 0.5 in front cancels the 2 from "
+         "the square."),
+        (exercise_1_gradient(use_target=False), "the target is missing: the residual is "
+         "x @ w - target."),
+        (list(x), "that is d(x @ w)/dw alone: multiply by the residual (x @ w - target)."),
+        ([residual] * len(x), alone),
+        ([residual * v for v in w], alone),  # the same numbers as the line above: w is all ones
     ]
-    for value, hint in hints:
-        if torch.allclose(got, value):
+
+
+@EXERCISES.checker(1, "a gradient by hand", wants="a list of 3 numbers, each within 2%")
+def _check_gradient_by_hand(answer: Any) -> Feedback:
+    if isinstance(answer, str):
+        return wrong(f"got the text {answer!r}; give a list of 3 numbers, such as [1, 2, 3].")
+    try:
+        got = torch.as_tensor(answer, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        return wrong(f"expected a list of 3 numbers, got a {type(answer).__name__}.")
+    if got.numel() != 3:
+        return wrong(f"dloss/dw has one entry per weight: expected 3 numbers, got {got.numel()}.")
+    if not torch.isfinite(got).all():
+        return as_number(float(got[~torch.isfinite(got)][0]))  # says where nan or inf come from
+
+    def close(value: list[float]) -> bool:
+        return torch.allclose(got, torch.tensor(value, dtype=torch.float64),
+                              rtol=DEFAULT_REL_TOL, atol=1e-9)
+
+    if close(exercise_1_gradient()):
+        return CORRECT
+    for value, hint in _exercise_1_hints():
+        if close(value):
             return wrong(hint)
     return wrong("use dloss/dw = (x @ w - target) * x, entry by entry.")
 
 
-@EXERCISES.checker(2, "training FLOPs of a 7B model on 2T tokens")
-def _check_training_flops(answer: Any) -> Any:
-    n, t = EXERCISE_2["parameters"], EXERCISE_2["tokens"]
-    return check_number(answer, 6 * n * t, unit="FLOPs", hints={
-        2 * n * t: "that is the forward pass alone: add the backward pass (4 x tokens x params).",
-        4 * n * t: "that is the backward pass alone: add the forward pass (2 x tokens x params).",
-        n * t: "each parameter costs 2 FLOPs per token forward and 4 backward: 6 in all.",
+def training_flops_slip(flops_per_parameter_token: float) -> float:
+    """Exercise 2's training FLOPs with `flops_per_parameter_token` (6 is right)."""
+    return flops_per_parameter_token * EXERCISE_2["parameters"] * EXERCISE_2["tokens"]
+
+
+@EXERCISES.checker(2, "training FLOPs of a 7B model on 2T tokens",
+                   wants="a number of FLOPs, within 2% (3 significant figures are enough)")
+def _check_training_flops(answer: Any) -> Feedback:
+    return check_number(answer, training_flops_slip(6), unit="FLOPs", hints={
+        training_flops_slip(2): "that is the forward pass alone: add the backward pass "
+        "(4 x tokens x params).",
+        training_flops_slip(4): "that is the backward pass alone: add the forward pass "
+        "(2 x tokens x params).",
+        training_flops_slip(3): "half: you counted only the multiplies (1 per parameter per "
+        "token forward, 2 backward); each multiply-add is 2 FLOPs.",
+        training_flops_slip(1): "each parameter costs 2 FLOPs per token forward and 4 "
+        "backward: 6 in all.",
     })
 
 
-@EXERCISES.checker(3, "backward FLOPs of one hidden layer")
-def _check_hidden_layer_backward(answer: Any) -> Any:
+def hidden_layer_backward_flops(matmuls: int = 2, flops_per_multiply_add: int = 2) -> int:
+    """Exercise 3's backward FLOPs (other arguments: the slips it recognizes)."""
     b, d_in, d_out = EXERCISE_3["tokens"], EXERCISE_3["d_in"], EXERCISE_3["d_out"]
-    one = 2 * b * d_in * d_out
-    return check_number(answer, 2 * one, unit="FLOPs", hints={
-        one: "a hidden layer needs two backward matmuls: its weight gradient and the gradient "
-             "of its input (the previous layer needs it). You counted one.",
-        3 * one: "that is forward + backward; the question asks for the backward pass only.",
-        b * d_in * d_out: "each multiply-add is 2 FLOPs: 2·B·D_in·D_out per matmul, two matmuls.",
+    return matmuls * flops_per_multiply_add * b * d_in * d_out
+
+
+@EXERCISES.checker(3, "backward FLOPs of one hidden layer",
+                   wants="a number of FLOPs, within 2% (3 significant figures are enough)")
+def _check_hidden_layer_backward(answer: Any) -> Feedback:
+    # One matmul at 2 FLOPs per multiply-add, and two at 1, give the same number.
+    half = ("half: a hidden layer needs two backward matmuls, its weight gradient and the "
+            "gradient of its input, each 2·B·D_in·D_out FLOPs. Did you count only one of them, "
+            "or 1 FLOP per multiply-add?")
+    return check_number(answer, hidden_layer_backward_flops(), unit="FLOPs", hints={
+        hidden_layer_backward_flops(matmuls=1): half,
+        hidden_layer_backward_flops(flops_per_multiply_add=1): half,
+        hidden_layer_backward_flops(matmuls=3): "that is forward + backward; the question asks "
+        "for the backward pass only.",
+        hidden_layer_backward_flops(matmuls=1, flops_per_multiply_add=1): "a quarter: count "
+        "two matmuls (weight gradient and input gradient), at 2 FLOPs per multiply-add.",
     })
 
 
-@EXERCISES.checker(4, "the matmul autograd skips")
-def _check_skipped_matmul(answer: Any) -> Any:
+@EXERCISES.checker(4, "the matmul autograd skips",
+                   wants='a name as a string, one of "w2.grad", "h1.grad", "w1.grad", "x.grad"')
+def _check_skipped_matmul(answer: Any) -> Feedback:
     if not isinstance(answer, str):
-        return wrong(f"answer with a name as a string, e.g. 'w2.grad'; got {type(answer).__name__}.")
+        return wrong(f"answer with a name as a string, e.g. 'w2.grad'; got a "
+                     f"{type(answer).__name__}.")
     key = answer.strip().lower().replace(" ", "").split("=")[0]
     if key in {"x.grad", "x", "xgrad", "x_grad", "grad_x", "dx"}:
         return CORRECT
@@ -444,27 +540,62 @@ def measured_linear_chain_backward_flops(
     return count_flops(loss.backward)
 
 
-@EXERCISES.checker(5, "backward FLOPs of a deep linear network")
-def _check_chain_backward(fn: Any) -> Any:
+def chain_backward_flops_slip(batch: int, dims: list[int], input_requires_grad: bool, *,
+                              weight: int = 2, inputs: str = "needed",
+                              forward: bool = False) -> int:
+    """Backward FLOPs of a linear chain by formula, or with a slip exercise 5 recognizes.
+
+    `weight`: FLOPs per multiply-add; `inputs`: which input gradients are counted ("needed",
+    "all", "none" or "never x": every layer's but the first, whatever x needs); `forward`: the
+    forward pass added in.
+    """
+    total = 0
+    for layer, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
+        per_matmul = weight * batch * d_in * d_out
+        total += per_matmul * (2 if forward else 1)  # the weight gradient (and the forward)
+        counted = {"needed": layer > 0 or input_requires_grad, "all": True, "none": False,
+                   "never x": layer > 0}[inputs]
+        total += per_matmul if counted else 0
+    return total
+
+
+# The slips exercise 5 recognizes: (keyword arguments that make it, what to say about it).
+EXERCISE_5_SLIPS: tuple[tuple[dict[str, Any], str], ...] = (
+    ({"inputs": "all"}, "you counted the first layer's input gradient, which autograd skips "
+     "when x does not require a gradient."),
+    ({"inputs": "never x"}, "x requires a gradient here, so autograd also computes the first "
+     "layer's input gradient, x.grad."),
+    ({"inputs": "none"}, "you counted only the weight gradients: every layer but (maybe) the "
+     "first also needs the gradient of its input."),
+    ({"forward": True}, "you returned forward + backward; return the backward only."),
+    ({"weight": 1}, "half: each multiply-add is 2 FLOPs."),
+)
+
+
+@EXERCISES.checker(5, "backward FLOPs of a deep linear network",
+                   wants="a function (batch, dims, input_requires_grad) -> FLOPs, exactly")
+def _check_chain_backward(fn: Any) -> Feedback:
     if not callable(fn):
-        return wrong(f"pass the function itself, not {type(fn).__name__}.")
+        return wrong(f"pass the function itself, e.g. EXERCISES.check(5, backward_flops), not a "
+                     f"{type(fn).__name__}.")
     for batch, dims, needs_grad in EXERCISE_5_CASES:
-        got = fn(batch, list(dims), needs_grad)
+        case = f"batch={batch}, dims={dims}, input_requires_grad={needs_grad}"
+        try:
+            got = fn(batch, list(dims), needs_grad)
+        except Exception as e:  # noqa: BLE001 (a student's bug gets a hint, not a traceback)
+            return wrong(f"your function raised {type(e).__name__} for {case}: {e}")
         if got is None:
             return UNANSWERED
+        value = as_number(got, "FLOPs")
+        if isinstance(value, Feedback):
+            return wrong(f"for {case} your function returned {got!r}: return one number of "
+                         "FLOPs.")
         expected = measured_linear_chain_backward_flops(batch, dims, needs_grad)
-        if got == expected:
+        if value == expected:
             continue
-        params = sum(a * b for a, b in itertools.pairwise(dims))
-        case = f"batch={batch}, dims={dims}, input_requires_grad={needs_grad}"
-        if got == 4 * batch * params and not needs_grad:
-            return wrong(f"for {case} you counted the first layer's input gradient, which "
-                         "autograd skips when x does not require a gradient.")
-        if got == 2 * batch * params:
-            return wrong(f"for {case} you counted only the weight gradients: every layer but "
-                         "(maybe) the first also needs the gradient of its input.")
-        if got == 6 * batch * params:
-            return wrong(f"for {case} you returned forward + backward; return the backward only.")
+        for slip, hint in EXERCISE_5_SLIPS:
+            if value == chain_backward_flops_slip(batch, dims, needs_grad, **slip):
+                return wrong(f"for {case} {hint}")
         return wrong(f"for {case} FlopCounterMode counts {expected} backward FLOPs, you "
                      f"returned {got}.")
     return CORRECT

@@ -8,6 +8,7 @@ import torch
 
 from lecture_utils import gradients as g
 from lecture_utils.exercises import CORRECT, UNANSWERED
+from lecture_utils.flops import Timing
 
 matplotlib.use("Agg")
 
@@ -95,10 +96,50 @@ def test_measured_equals_by_hand_on_cpu():
     assert measured == g.two_layer_flops(6, 5, 3, True)
 
 
-def test_time_forward_backward_returns_seconds():
+def test_time_forward_backward_returns_timings_taken_on_one_thread(monkeypatch):
     times = g.time_forward_backward(8, 16, 4, input_requires_grad=True, device="cpu",
-                                    warmup=0, repeats=1)
-    assert set(times) == {"forward", "backward"} and all(t > 0 for t in times.values())
+                                    warmup=0, repeats=3)
+    assert set(times) == {"forward", "backward"}
+    assert all(isinstance(t, Timing) and len(t.times) == 3 and t.median > 0
+               for t in times.values())
+    seen = []
+    forward = g.two_layer_forward
+    monkeypatch.setattr(g, "two_layer_forward",
+                        lambda *a: seen.append(torch.get_num_threads()) or forward(*a))
+    g.time_forward_backward(8, 16, 4, input_requires_grad=False, device="cpu", warmup=0,
+                            repeats=1)
+    assert seen[1:] and set(seen[1:]) == {1}  # seen[0]: the graph, built before timing
+
+
+def _timing(median, spread=0.05):
+    return Timing((median * (1 - spread), median, median * (1 + spread)))
+
+
+def test_time_ratio_conclusion_agrees_within_the_spread():
+    text = g.time_ratio_conclusion(_timing(1.0), _timing(1.25), 1.2)
+    assert text == ("backward / forward time 1.25 (1.13-1.38): agrees with the FLOP ratio 1.2 "
+                    "within its spread")
+
+
+def test_time_ratio_conclusion_says_which_side_the_time_ratio_falls():
+    slower = g.time_ratio_conclusion(_timing(1.0), _timing(2.06), 1.2)
+    assert all(len(line) <= 100 for line in slower.splitlines())
+    slower = " ".join(slower.split())
+    assert "above the FLOP ratio 1.2" in slower and "backward pass ran slower" in slower
+    faster = " ".join(g.time_ratio_conclusion(_timing(1.0), _timing(1.2), 2.0, 50).split())
+    assert "below the FLOP ratio 2.0" in faster and "backward pass ran faster" in faster
+    # At the edge, the printed range decides: 1.2004 prints as 1.20, which holds 1.2.
+    edge = g.time_ratio_conclusion(Timing((1.0,)), Timing((1.2004,)), 1.2)
+    assert "(1.20-1.20): agrees" in edge
+    # A wide spread is no evidence either way.
+    assert "agrees" in g.time_ratio_conclusion(_timing(1.0, 0.4), _timing(2.0, 0.4), 1.2)
+
+
+def test_time_ratio_conclusion_rejects_bad_input():
+    with pytest.raises(TypeError, match="forward and backward must be Timings"):
+        g.time_ratio_conclusion(1.0, _timing(1.0), 1.2)
+    with pytest.raises(ValueError, match="flop_ratio must be a finite number > 0"):
+        g.time_ratio_conclusion(_timing(1.0), _timing(1.0), float("nan"))
 
 
 def test_plot_flops_breakdown_draws_one_bar_per_segment():
@@ -127,7 +168,9 @@ def test_exercise_answers_are_correct():
     assert g.EXERCISES.feedback(1, [6.0, -3.0, 12.0]) == CORRECT
     assert g.EXERCISES.feedback(1, torch.tensor([6.0, -3.0, 12.0])) == CORRECT
     assert g.EXERCISES.feedback(2, 6 * 7e9 * 2e12) == CORRECT
+    assert g.EXERCISES.feedback(2, 8.40e22) == CORRECT  # 3 significant figures
     assert g.EXERCISES.feedback(3, 4 * 4096 * 4096 * 11008) == CORRECT
+    assert g.EXERCISES.feedback(3, 7.39e11) == CORRECT  # 3 significant figures
     assert g.EXERCISES.feedback(4, "x.grad") == CORRECT
     assert g.EXERCISES.feedback(4, " X.grad ") == CORRECT
     assert g.EXERCISES.feedback(5, backward_flops) == CORRECT
@@ -138,27 +181,64 @@ def test_exercises_unanswered(number):
     assert g.EXERCISES.feedback(number, None) == UNANSWERED
 
 
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_exercises_say_what_they_want_and_name_nan_and_text(number):
+    wants = g.EXERCISES.exercises[number].wants
+    assert wants and ("within" in wants or "exact" in wants or "string" in wants)
+    assert "nan (not a number)" in g.EXERCISES.feedback(number, float("nan")).message
+    text = g.EXERCISES.feedback(number, "forty-two")
+    assert text.correct is False and "raised" not in text.message
+
+
 def test_exercise_5_unanswered_stub():
     assert g.EXERCISES.feedback(5, lambda batch, dims, needs: None) == UNANSWERED
 
 
+# The mistakes, each made in code: x = [2, -1, 4], w = [1, 1, 1], target 2 (exercise 1).
+X1, W1, TARGET1 = [2.0, -1.0, 4.0], [1.0, 1.0, 1.0], 2.0
+R1 = sum(a * b for a, b in zip(X1, W1, strict=True)) - TARGET1  # the residual, 3
+LAYER3 = 4096 * 4096 * 11008  # exercise 3: tokens x d_in x d_out
+
+
+def _chain(batch, dims, input_requires_grad, *, per_madd=2, first_input=None, inputs=True,
+           forward=False):
+    """Exercise 5's backward FLOPs, with a mistake when asked."""
+    total = 0
+    for layer, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
+        total += per_madd * batch * d_in * d_out * (2 if forward else 1)
+        wants_input = layer > 0 or (input_requires_grad if first_input is None else first_input)
+        if inputs and wants_input:
+            total += per_madd * batch * d_in * d_out
+    return total
+
+
 @pytest.mark.parametrize("number, answer, hint", [
-    (1, [-6.0, 3.0, -12.0], "sign is flipped"),
-    (1, [12.0, -6.0, 24.0], "0.5 in front"),
-    (1, [2.0, -1.0, 4.0], "multiply by the residual"),
+    (1, [-R1 * x for x in X1], "sign is flipped"),  # target - x @ w
+    (1, [2 * R1 * x for x in X1], "0.5 in front"),  # the 2 of the square kept
+    (1, [(R1 + TARGET1) * x for x in X1], "target is missing"),
+    (1, X1, "multiply by the residual"),
+    (1, [R1] * 3, "residual alone"),
+    (1, [R1 * w for w in W1], "residual times w"),
     (1, [1.0, 2.0], "expected 3 numbers"),
+    (1, object(), "expected a list of 3 numbers"),
+    (1, [1.0, float("nan"), 2.0], "nan"),
     (2, 2 * 7e9 * 2e12, "forward pass alone"),
     (2, 4 * 7e9 * 2e12, "backward pass alone"),
-    (3, 2 * 4096 * 4096 * 11008, "You counted one"),
-    (3, 6 * 4096 * 4096 * 11008, "forward \\+ backward"),
-    (3, 4096 * 4096 * 11008, "multiply-add is 2 FLOPs"),
+    (2, 3 * 7e9 * 2e12, "only the multiplies"),
+    (2, 7e9 * 2e12, "6 in all"),
+    (3, 2 * LAYER3, "only one of them"),  # the weight gradient alone
+    (3, 2 * LAYER3, "1 FLOP per multiply-add"),  # two matmuls at 1 FLOP per multiply-add
+    (3, 6 * LAYER3, "forward \\+ backward"),
+    (3, LAYER3, "a quarter"),
     (4, "w1.grad", "optimizer needs its gradient"),
     (4, "h1.grad", "on the way to w1.grad"),
     (4, 3, "as a string"),
-    (5, lambda b, dims, r: 4 * b * sum(x * y for x, y in itertools.pairwise(dims)),
-     "first layer's input gradient"),
-    (5, lambda b, dims, r: 2 * b * sum(x * y for x, y in itertools.pairwise(dims)),
-     "only the weight gradients"),
+    (5, lambda b, dims, r: _chain(b, dims, r, first_input=True), "first layer's input gradient"),
+    (5, lambda b, dims, r: _chain(b, dims, r, first_input=False), "also computes"),
+    (5, lambda b, dims, r: _chain(b, dims, r, inputs=False), "only the weight gradients"),
+    (5, lambda b, dims, r: _chain(b, dims, r, forward=True), "forward \\+ backward"),
+    (5, lambda b, dims, r: _chain(b, dims, r, per_madd=1), "2 FLOPs"),
+    (5, lambda b, dims, r: "many", "returned 'many'"),
     (5, 42, "the function itself"),
 ])
 def test_exercise_hints(number, answer, hint):
