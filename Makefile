@@ -42,7 +42,7 @@ help:
 	@echo "make test-browser  the notebooks, slides and site in headless Chromium"
 	@echo "make execute  re-run every notebook in place to refresh its stored outputs"
 	@echo "make student  write student copies (solutions removed) into notebooks/student/"
-	@echo "make slides   export every notebook as an offline reveal.js deck into build/slides/"
+	@echo "make slides   two offline reveal.js decks a notebook (all of it, and its lecture path) into build/slides/, and the README's lecture plan"
 	@echo "make gpu      on a CUDA GPU, in the current Python: tests, notebooks, benchmark report"
 	@echo "make bench    the benchmark report alone (build/bench/report.md), on any device"
 	@echo "make readme-gpu  copy build/bench/report.json's figures into README.md"
@@ -80,9 +80,10 @@ lock: $(SETUP)
 		--custom-compile-command "make lock" --quiet -o $(LOCK)
 	@echo "$(LOCK) refreshed: run make test, then commit it with the outputs it changes."
 
+# JupyterLab with the course's settings (course_tools/lab.py): no news pop-up, no update check.
 # Jupyter refuses to run as root (containers, some cloud machines) unless told it is meant.
 lab: $(SETUP)
-	$(PYTHON) -m jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(PYTHON) -m course_tools.lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # F722: jaxtyping's shape strings ("batch dim") look like syntax errors to pyflakes.
 RUFF := $(PYTHON) -m ruff check --line-length 100 --select E4,E7,E9,F,W,I,B,UP --ignore B905,F722
@@ -113,7 +114,8 @@ test-slow: $(SETUP)
 test-browser: $(SETUP) slides site
 	$(PYTEST) tests/browser
 
-# Top to bottom, in place, without per-cell timestamps (they would change every run).
+# Top to bottom, in place, without per-cell timestamps (they would change every run); then the
+# README's lecture plan, which covers every notebook, whichever were executed.
 execute: $(SETUP)
 	$(PYTHON) -m course_tools.colab sync $(if $(NB),$(NB),$(NOTEBOOKS))
 	$(PYTHON) -m course_tools.course normalize $(if $(NB),$(NB),$(NOTEBOOKS))
@@ -121,6 +123,7 @@ execute: $(SETUP)
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False \
 		$(if $(NB),$(NB),$(NOTEBOOKS))
 	$(PYTHON) -m course_tools.course normalize $(if $(NB),$(NB),$(NOTEBOOKS))
+	$(PYTHON) -m course_tools.lecture readme $(NOTEBOOKS)
 
 # Student copies: every worked solution replaced by its stub, outputs cleared.
 # A copy a student has edited or run is kept, never overwritten: only untouched ones refresh.
@@ -129,7 +132,7 @@ student: $(SETUP)
 	$(PYTHON) -m course_tools.course student $(NOTEBOOKS) --out $(STUDENT_DIR)
 	@echo "Student copies are in $(STUDENT_DIR)/ (make lab shows notebooks/student/ as student/)."
 
-# Slides: each notebook as a reveal.js deck that works offline. The JavaScript it needs comes
+# Slides: each notebook as reveal.js decks that work offline. The JavaScript they need comes
 # from the npm registry once (needs Node.js/npm) and sits beside the decks in build/slides/vendor.
 SLIDES_VENDOR := build/slides/vendor
 $(SLIDES_VENDOR)/.installed:
@@ -138,8 +141,11 @@ $(SLIDES_VENDOR)/.installed:
 		reveal.js@4.6.1 jquery@3.7.1 requirejs@2.3.7 mathjax@2.7.9
 	touch $@
 
+# Two decks a notebook: <nb>.slides.html, all of it, and <nb>.lecture.slides.html, its lecture
+# path (no optional sections, no solutions). The README's lecture plan is refreshed with them.
 slides: $(SETUP) $(SLIDES_VENDOR)/.installed
 	$(PYTHON) -m course_tools.course slides $(NOTEBOOKS) --out build/slides
+	$(PYTHON) -m course_tools.lecture readme $(NOTEBOOKS)
 	@echo "Slides are in build/slides/: open one in a browser (no network needed)."
 
 # The course as a website: every executed notebook a page, in course order, solutions folded;

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_tools import colab, course
+from course_tools import colab, course, lab
 
 NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"))
 
@@ -52,6 +52,11 @@ def test_slide_types():
     assert course.slide_type(setup) == "skip"
     assert course.slide_type({"cell_type": "markdown", "source": ["text"]}) == "-"
     assert course.slide_type({"cell_type": "code", "source": ["# comment"]}) == "-"
+    assert course.slide_type({"cell_type": "markdown", "source": ["## Section"]}) == "slide"
+    assert course.slide_type({"cell_type": "markdown", "source": ["#### Small"]}) == "-"
+    optional = {"cell_type": "markdown", "metadata": {"tags": ["optional"]},
+                "source": ["### Optional: more"]}
+    assert course.slide_type(optional) == "subslide"  # the full deck shows it as any other
 
 
 def test_every_notebook_opens_in_colab_and_installs_itself_there():
@@ -75,6 +80,7 @@ def test_notebook_is_normalized_and_executed_in_order(path):
     assert "jupytext" not in nb["metadata"]
     counts = [c["execution_count"] for c in code_cells(nb)]
     assert counts == list(range(1, len(counts) + 1)), "re-run it top to bottom: make execute"
+    assert nb["metadata"].get("rise") == lab.RISE, "make execute adds the RISE settings"
     for cell in nb["cells"]:
         assert "slideshow" in cell["metadata"], "missing slide metadata: make execute adds it"
 
@@ -131,6 +137,7 @@ def test_normalize_drops_editor_metadata_and_folds_solutions(tmp_path):
     assert out["cells"][0]["metadata"] == {"slideshow": {"slide_type": "slide"}}
     assert out["cells"][1]["metadata"]["jupyter"] == {"source_hidden": True}
     assert "execution" not in out["cells"][1]["metadata"]
+    assert out["metadata"]["rise"] == lab.RISE
 
 
 def test_student_copies_and_slides_are_written(tmp_path, capsys):
@@ -139,8 +146,15 @@ def test_student_copies_and_slides_are_written(tmp_path, capsys):
     assert all(not c.get("outputs") for c in copy["cells"] if c["cell_type"] == "code")
     assert not any("solution" in c["metadata"].get("tags", []) for c in copy["cells"])
     course.main(["slides", str(NOTEBOOKS[0]), "--out", str(tmp_path / "slides")])
-    deck = (tmp_path / "slides" / f"{NOTEBOOKS[0].stem}.slides.html").read_text()
-    for url in course.SLIDE_ASSETS.values():
-        assert url.split("?")[0] in deck  # every script and style is loaded from vendor/
-    assert "cdnjs" not in deck and "unpkg" not in deck
+    full = (tmp_path / "slides" / f"{NOTEBOOKS[0].stem}{course.FULL_DECK}").read_text()
+    lecture = (tmp_path / "slides" / f"{NOTEBOOKS[0].stem}{course.LECTURE_DECK}").read_text()
+    for deck in (full, lecture):
+        for url in course.SLIDE_ASSETS.values():
+            assert url.split("?")[0] in deck  # every script and style is loaded from vendor/
+        assert "cdnjs" not in deck and "unpkg" not in deck
+        assert "mermaid" not in deck  # a module import, which fails from file://
+        assert f"width: {course.SLIDE_WIDTH}," in deck and f"height: {course.SLIDE_HEIGHT}," in deck
+    # Worked solutions are in the full deck only; the lecture deck keeps the questions.
+    assert "# BEGIN SOLUTION" in full and "# BEGIN SOLUTION" not in lecture
+    assert "Check yourself" in lecture
     assert "wrote" in capsys.readouterr().out
