@@ -22,9 +22,10 @@ import subprocess
 import tempfile
 import unittest.mock
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,8 +33,19 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
 
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, Feedback, wrong
+from lecture_utils.exercises import (
+    CORRECT,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    as_number,
+    difference_text,
+    wrong,
+)
 from lecture_utils.models import Linear
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TOKENS_PATH = DATA_DIR / "tokens.bin"  # written by data/make_tokens.py
@@ -289,6 +301,46 @@ def allocated_bytes(path: str | Path) -> int:
     return stat.st_blocks * 512 if hasattr(stat, "st_blocks") else stat.st_size
 
 
+@dataclass(frozen=True)
+class SparseSampling:
+    """What drawing batches from a big sparse token file cost: bytes on disk and of RAM."""
+
+    file_bytes: int  # the file's size
+    num_tokens: int
+    disk_bytes: int  # what the file occupies on disk (a hole: almost nothing)
+    bytes_needed: int  # the bytes of tokens the batches read
+    rss_growth: dict[bool, int]  # RSS growth in bytes, without (False) and with (True) the advice
+    advice_taken: bool  # whether madvise(MADV_RANDOM) was available
+
+
+def sample_sparse_file(
+    directory: str | Path, file_bytes: int, num_batches: int, batch_size: int, context_length: int
+) -> SparseSampling:
+    """Memmap a sparse token file of `file_bytes` in `directory`, draw batches, measure the RSS.
+
+    Done twice, without and with advise_random_access, each time on a new file: pages already
+    read stay in memory, and would hide what the second run brings in.
+    """
+    for name, value in (("num_batches", num_batches), ("batch_size", batch_size)):
+        _check_positive_int(name, value)
+    growth = {}
+    for advised in (False, True):
+        path = Path(directory) / f"big_tokens_{advised}.bin"
+        create_sparse_file(path, file_bytes)
+        disk_bytes = allocated_bytes(path)
+        rss_before = resident_memory_bytes()
+        big = np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+        advice_taken = advise_random_access(big) if advised else False
+        generator = make_generator(0)
+        for _ in range(num_batches):
+            get_batch(big, batch_size, context_length, "cpu", generator)
+        growth[advised] = resident_memory_bytes() - rss_before
+        num_tokens = len(big)
+        del big  # unmap before the file can be deleted
+    needed = num_batches * batch_size * (context_length + 1) * TOKEN_DTYPE.itemsize
+    return SparseSampling(file_bytes, num_tokens, disk_bytes, needed, growth, advice_taken)
+
+
 def empirical_entropies(tokens: np.ndarray) -> tuple[float, float]:
     """Cross-entropy floors of the data in nats/token: unigram H(X) and bigram H(next | current)."""
     tokens = np.asarray(tokens, dtype=np.int64)
@@ -414,6 +466,54 @@ def train(
         inputs, targets = get_batch(data, batch_size, context_length, device, generator)
         losses.append(training_step(model, optimizer, inputs, targets))
     return losses
+
+
+def first_differing_step(a: Sequence[float], b: Sequence[float]) -> int | None:
+    """The first step (counting from 1) whose losses differ; None if every loss is equal."""
+    if len(a) != len(b):
+        raise ValueError(f"the two runs have {len(a)} and {len(b)} losses: compare runs of "
+                         f"the same length")
+    return next((i + 1 for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+
+
+def moving_average(values: Sequence[float], window: int = 10) -> np.ndarray:
+    """Means of `window` consecutive values (len(values) - window + 1 of them)."""
+    _check_positive_int("window", window)
+    if len(values) < window:
+        raise ValueError(f"need at least window={window} values, got {len(values)}")
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_learning_rates(
+    runs: Mapping[float, Sequence[float]], floors: Mapping[str, float], window: int = 10
+) -> Figure:
+    """Figure: each learning rate's loss (nats/token, `window`-step means), on a log axis and
+    zoomed in beside the reference `floors` (name -> loss)."""
+    import matplotlib.pyplot as plt
+
+    if not runs or not floors:
+        raise ValueError("need at least one run (lr -> losses) and one floor (name -> loss)")
+    fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(13, 4.8))
+    steps = max(len(losses) for losses in runs.values())
+    for lr, losses in runs.items():
+        smooth = moving_average(losses, window)
+        for ax in (ax_all, ax_zoom):
+            ax.plot(np.arange(len(smooth)) + window, smooth, label=f"lr = {lr}")
+    lowest = min(floors.values())
+    for name, level in floors.items():
+        above = level > lowest  # the lowest label goes below its line, clear of the curves
+        ax_zoom.axhline(level, color="gray", linestyle="--", linewidth=1)
+        ax_zoom.text(steps, level + (0.04 if above else -0.04), f"{name} ", ha="right",
+                     va="bottom" if above else "top", fontsize=10, color="gray")
+    # Left: a log axis, as a rate that blows up climbs into the thousands. Right: zoomed in.
+    ax_all.set(yscale="log", title="all runs (log scale)")
+    ax_zoom.set(ylim=(lowest - 0.3, max(floors.values()) + 1.0), title="zoomed in")
+    for ax in (ax_all, ax_zoom):
+        ax.set(xlabel="training step", ylabel=f"loss (nats/token, {window}-step mean)")
+    ax_all.legend(loc="upper right")
+    fig.suptitle(f"AdaGrad on byte-level data: {len(runs)} learning rates")
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------
@@ -867,6 +967,45 @@ def load_checkpoint(
     return checkpoint["step"]
 
 
+def plot_resumes(
+    uninterrupted: Sequence[float], resumes: Mapping[str, Sequence[float]], stop_at: int
+) -> Figure:
+    """Figure: the uninterrupted run's losses and, from `stop_at` on, each resumed run's."""
+    import matplotlib.pyplot as plt
+
+    if not 0 < stop_at < len(uninterrupted):
+        raise ValueError(f"stop_at must be a step inside the run (1 to {len(uninterrupted) - 1}), "
+                         f"got {stop_at}")
+    fig, ax = plt.subplots()
+    steps = np.arange(1, len(uninterrupted) + 1)
+    ax.plot(steps, uninterrupted, color="black", linewidth=3, label="uninterrupted")
+    for name, losses in resumes.items():
+        ax.plot(steps[stop_at:], losses[stop_at:], label=f"resumed, {name}",
+                linestyle="--" if name == "everything" else "-")
+    top = min(10.0, max(max(losses[stop_at:]) for losses in resumes.values()) + 1)
+    ax.axvline(stop_at + 0.5, color="gray", linestyle=":", linewidth=1)
+    ax.text(stop_at + 1, top - 0.2, "checkpoint", va="top", fontsize=10)
+    ax.set(xlim=(stop_at - 15, len(uninterrupted)), ylim=(2, top), xlabel="training step",
+           ylabel="loss (nats/token)", title="Resuming from a checkpoint: what each part is for")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def flip_exponent_bit(data: bytes, tensor: torch.Tensor) -> bytes:
+    """`data` (a checkpoint file) with one bit of `tensor`'s first float32 flipped: its value
+    times or divided by 4."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32:
+        raise TypeError("tensor must be a float32 tensor stored in the checkpoint")
+    offset = data.find(tensor.detach().cpu().contiguous().numpy().tobytes()[:64])
+    if offset < 0:
+        raise ValueError("the tensor's bytes are not in data: pass a tensor the file holds")
+    flipped = bytearray(data)
+    # Byte 3 of a little-endian float32 holds the sign and the top 7 exponent bits; its lowest
+    # bit is the exponent's 2s bit, so flipping it multiplies or divides the weight by 2**2 = 4.
+    flipped[offset + 3] ^= 0x01
+    return bytes(flipped)
+
+
 # ----------------------------------------------------------------------------------------------
 # Check yourself
 
@@ -900,58 +1039,74 @@ _WHY_NOT_NEEDED = {
     "loss history": "handy for plots, but no future loss depends on past losses.",
 }
 
+# Exercises 1 and 2: a file of N tokens, windows of T, batches of B from a uint16 file.
+_N, _T = 1000, 8
+_B, _T2, _UINT16_BYTES = 32, 1024, 2
 
-def _check_exact_int(answer: Any, expected: int, hints: dict[int, str]) -> Feedback:
-    """An integer answer must be exactly right; typical wrong ones get their hint."""
-    if isinstance(answer, bool) or not isinstance(answer, (int, np.integer, float)):
-        return wrong(f"expected a whole number, got {type(answer).__name__}.")
-    if isinstance(answer, float) and not answer.is_integer():
-        return wrong("a count of windows or bytes is a whole number.")
-    if int(answer) == expected:
+
+def _check_count(answer: Any, expected: int, hints: dict[int, str], unit: str) -> Feedback:
+    """A count must be exactly right; a typical wrong count (matched exactly) gets its hint."""
+    value = as_number(answer)
+    if isinstance(value, Feedback):
+        return value
+    if not value.is_integer():
+        return wrong(f"got {value:g}: a count of {unit} is a whole number.")
+    count = int(value)
+    if count == expected:
         return CORRECT
-    if int(answer) in hints:
-        return wrong(hints[int(answer)])
-    return wrong(f"{'too large' if answer > expected else 'too small'}; recount from the start.")
+    if count in hints:
+        return wrong(hints[count])
+    if count <= 0:
+        return wrong(f"got {count}: a count of {unit} is positive.")
+    # Exact matches only: two typical slips can be as close as 0.1% (262,144 and 262,400).
+    return wrong(f"{difference_text(count, expected)}; recount: the exact number of {unit} is "
+                 "wanted.")
 
 
-@EXERCISES.checker(1, "random windows in a file of N tokens")
+# Each hint is keyed by the answer its mistake gives (the tests make each mistake to check).
+_WINDOW_HINTS = {
+    _N - _T + 1: "a window needs T inputs plus 1 more token for the last target, so the last "
+    "start is N - T - 1, not N - T.",
+    _N: "a window cannot start in the last T tokens: it would run off the end of the file.",
+    _N // _T: "that counts non-overlapping chunks; a random window may start at any token.",
+    _N // (_T + 1): "that counts non-overlapping windows; a random window may start at any token.",
+    _N - _T - 1: "N - T - 1 is the last start; starts run from 0 to N - T - 1 inclusive, so "
+    "there are N - T of them.",
+}
+
+
+@EXERCISES.checker(1, "random windows in a file of N tokens",
+                   wants="an int (a count of windows), exactly")
 def _(answer: Any) -> Feedback:
-    n, t = 1000, 8
-    return _check_exact_int(
-        answer,
-        n - t,
-        {
-            n - t + 1: "a window needs T inputs plus 1 more token for the last target, so the "
-            "last start is N - T - 1, not N - T.",
-            n: "a window cannot start in the last T tokens: it would run off the end.",
-            n // t: "that counts non-overlapping chunks; a random window may start at any token.",
-            n - t - 1: "starts run from 0 to N - T - 1 inclusive: that is N - T of them.",
-        },
-    )
+    return _check_count(answer, _N - _T, _WINDOW_HINTS, "windows")
 
 
-@EXERCISES.checker(2, "bytes a batch reads from the memmap")
+_BATCH_BYTES_HINTS = {
+    _B * _T2 * _UINT16_BYTES: "each window is T inputs plus 1 extra token for the last target.",
+    _B * (_T2 + 1) * 8: "that is the size after conversion to int64; the file holds uint16 "
+    "tokens, 2 bytes each.",
+    _B * (_T2 + 1) * 4: "that is 4 bytes a token (int32, as the lecture's memmap reads them); "
+    "this file holds uint16 tokens, 2 bytes each.",
+    2 * _B * _T2 * _UINT16_BYTES: "inputs and targets overlap: both come from one window of "
+    "T + 1 tokens, read once.",
+    _B * (_T2 + 1): "tokens are uint16: 2 bytes each, not 1.",
+    _B * (_T2 + 1) * 16: "that is bits: a uint16 token is 16 bits, 2 bytes.",
+    _B * _T2 * 8: "that is the int64 inputs tensor get_batch returns; the question is about the "
+    "uint16 file, T + 1 tokens a window.",
+}
+
+
+@EXERCISES.checker(2, "bytes a batch reads from the memmap", wants="an int (bytes), exactly")
 def _(answer: Any) -> Feedback:
-    b, t, itemsize = 32, 1024, 2
-    return _check_exact_int(
-        answer,
-        b * (t + 1) * itemsize,
-        {
-            b * t * itemsize: "each window is T inputs plus 1 extra token for the last target.",
-            b * (t + 1) * 8: "that is the size after conversion to int64; the file holds "
-            "uint16 tokens, 2 bytes each.",
-            2 * b * t * itemsize: "inputs and targets overlap: both come from one window of "
-            "T + 1 tokens, read once.",
-            b * (t + 1): "tokens are uint16: 2 bytes each, not 1.",
-            b * t * 8: "that is the int64 input tensor; the question is about the uint16 file.",
-        },
-    )
+    return _check_count(answer, _B * (_T2 + 1) * _UINT16_BYTES, _BATCH_BYTES_HINTS, "bytes")
 
 
-@EXERCISES.checker(3, "what a bit-identical resume needs")
+@EXERCISES.checker(3, "what a bit-identical resume needs",
+                   wants="a set of strings from CHECKPOINT_ITEMS, exactly the needed ones")
 def _(answer: Any) -> Feedback:
     if isinstance(answer, str) or not isinstance(answer, (set, frozenset, list, tuple)):
-        return wrong("answer with a set of strings taken from CHECKPOINT_ITEMS.")
+        return wrong("answer with a set of strings taken from CHECKPOINT_ITEMS, e.g. "
+                     "{'step', 'gradients'}.")
     unknown = [item for item in answer if item not in CHECKPOINT_ITEMS]
     if unknown:
         choices = ", ".join(CHECKPOINT_ITEMS)
@@ -995,51 +1150,82 @@ def _spy(fn: Callable, calls: list) -> Callable:
     return wrapper
 
 
-@EXERCISES.checker(4, "make a checkpoint save atomic")
+def _first_save(save_atomic: Callable, obj: Any, path: Path) -> tuple[Feedback | None, list, list]:
+    """Run save_atomic(obj, path) once, no crash: a verdict if that already settles it, and the
+    os.replace/os.rename and os.fsync calls it made."""
+    replaces: list = []
+    fsyncs: list = []
+    try:
+        with (
+            unittest.mock.patch.object(os, "replace", _spy(os.replace, replaces)),
+            unittest.mock.patch.object(os, "rename", _spy(os.rename, replaces)),
+            unittest.mock.patch.object(os, "fsync", _spy(os.fsync, fsyncs)),
+        ):
+            result = save_atomic(obj, path)
+    except NotImplementedError:
+        return UNANSWERED, replaces, fsyncs
+    except Exception as e:  # noqa: BLE001 (the student's function: say what it raised)
+        return wrong(f"save_atomic(obj, path) raised {type(e).__name__} ({e}) on an ordinary "
+                     "save, with nothing crashing."), replaces, fsyncs
+    if not any(path.parent.iterdir()):
+        # The stub (return None, nothing written) is not answered yet; a function that writes
+        # nothing and returns something is wrong.
+        return (UNANSWERED if result is None else wrong("save_atomic(obj, path) wrote no file: "
+                "torch.save the object to a temporary file, then rename it to path.")), [], []
+    if not path.exists():
+        return wrong("after save_atomic(obj, path) there is no file at path: rename the "
+                     "temporary file to path."), replaces, fsyncs
+    try:
+        loaded = torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 (whatever the student wrote there)
+        return wrong("torch.load(path) cannot read the file save_atomic wrote: write it with "
+                     "torch.save(obj, f)."), replaces, fsyncs
+    if not isinstance(loaded, dict) or loaded.get("step") != 1:
+        return wrong("torch.load(path) did not give back the object you saved."), replaces, fsyncs
+    return None, replaces, fsyncs
+
+
+def _crashed_save(save_atomic: Callable, obj: Any, path: Path) -> Feedback | None:
+    """Run save_atomic(obj, path) over an existing checkpoint with torch.save crashing halfway;
+    a verdict if the old checkpoint did not survive intact and alone."""
+    with unittest.mock.patch.object(torch, "save", crash_halfway_through_save):
+        try:
+            save_atomic(obj, path)
+        except SimulatedCrash:
+            pass
+        else:
+            return wrong("the crash inside torch.save was swallowed: clean up, then re-raise.")
+    if not path.exists():
+        return wrong("after the crash there is no file at path: the old checkpoint was removed "
+                     "before the new one was complete. Leave it in place until the rename.")
+    try:
+        survivor = torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 (RuntimeError, EOFError, UnpicklingError, ...)
+        return wrong("a crash mid-save destroyed the previous checkpoint: write to a temporary "
+                     "file in the same directory, then os.replace(temp, path).")
+    if not isinstance(survivor, dict) or survivor.get("step") != 1:
+        return wrong("after the crash the file holds something other than the old checkpoint.")
+    leftovers = sorted(p.name for p in path.parent.iterdir() if p.name != path.name)
+    if leftovers:
+        return wrong(f"the failed save left {leftovers[0]!r} behind: delete the temporary file "
+                     "when saving fails (try/except, then raise).")
+    return None
+
+
+@EXERCISES.checker(4, "make a checkpoint save atomic",
+                   wants="a function save_atomic(obj, path) that saves atomically and returns "
+                   "nothing")
 def _(save_atomic: Any) -> Feedback:
     if not callable(save_atomic):
         return wrong("pass your function save_atomic itself (no parentheses).")
     old, new = {"step": 1, "w": torch.arange(4.0)}, {"step": 2, "w": torch.zeros(4)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.pt"
-        replaces: list = []
-        fsyncs: list = []
-        try:
-            with (
-                unittest.mock.patch.object(os, "replace", _spy(os.replace, replaces)),
-                unittest.mock.patch.object(os, "rename", _spy(os.rename, replaces)),
-                unittest.mock.patch.object(os, "fsync", _spy(os.fsync, fsyncs)),
-            ):
-                save_atomic(old, path)
-        except NotImplementedError:
-            return UNANSWERED
-        if not path.exists():
-            return wrong("after save_atomic(obj, path) there is no file at path.")
-        loaded = torch.load(path, weights_only=True)
-        if loaded["step"] != 1 or not torch.equal(loaded["w"], old["w"]):
-            return wrong("torch.load(path) did not give back the object you saved.")
-        with unittest.mock.patch.object(torch, "save", crash_halfway_through_save):
-            try:
-                save_atomic(new, path)
-            except SimulatedCrash:
-                pass
-            else:
-                return wrong("the crash inside torch.save was swallowed: clean up, then re-raise.")
-        try:
-            survivor = torch.load(path, weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError):
-            return wrong(
-                "a crash mid-save destroyed the previous checkpoint: write to a temporary file "
-                "in the same directory, then os.replace(temp, path)."
-            )
-        if survivor["step"] != 1:
-            return wrong("after the crash the file holds something other than the old checkpoint.")
-        leftovers = sorted(p.name for p in Path(tmp).iterdir() if p.name != path.name)
-        if leftovers:
-            return wrong(
-                f"the failed save left {leftovers[0]!r} behind: delete the temporary file "
-                "when saving fails (try/except, then raise)."
-            )
+        verdict, replaces, fsyncs = _first_save(save_atomic, old, path)
+        if verdict is None:
+            verdict = _crashed_save(save_atomic, new, path)
+    if verdict is not None:
+        return verdict
     if not replaces:
         return wrong("finish with os.replace(temp, path): a rename is atomic, a copy is not.")
     source, target = (Path(p) for p in replaces[-1][:2])
@@ -1054,4 +1240,3 @@ def _(save_atomic: Any) -> Feedback:
             "reach the disk before the data does, and a power cut leaves an empty file."
         )
     return CORRECT
-

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
+import unittest.mock
 
 import pytest
 import torch
 
+from lecture_utils import mixed_precision as mp
 from lecture_utils.exercises import CORRECT, UNANSWERED
-from lecture_utils.flops import fp8_matmul_supported, scaled_matmul_fp8
+from lecture_utils.flops import Timing, fp8_matmul_supported, scaled_matmul_fp8
 from lecture_utils.mixed_precision import (
     EXERCISES,
     PRECISIONS,
@@ -231,27 +234,81 @@ def test_compare_precisions_rejects_bad_input():
     assert PRECISIONS == ("fp32", "tf32", "bf16", "fp16")
 
 
+def _message(number, answer):
+    return EXERCISES.feedback(number, answer).message
+
+
+def test_every_exercise_says_what_answer_it_wants():
+    assert all(exercise.wants for exercise in EXERCISES.exercises.values())
+    assert "exactly" in EXERCISES.exercises[2].wants and "exactly" in EXERCISES.exercises[3].wants
+    assert "2%" in EXERCISES.exercises[1].wants and "2%" in EXERCISES.exercises[4].wants
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+@pytest.mark.parametrize("junk, says", [
+    (float("nan"), "got nan"), ("many", "text"), (None, "not answered yet"),
+])
+def test_number_exercises_name_a_bad_answer(number, junk, says):
+    if number in (2, 4) and junk is not None:  # a pair: each half is screened
+        junk = (junk, junk)
+    assert says in _message(number, junk)
+
+
 def test_exercise_1():
-    right = 9 * 2048 * 4096 * 2
+    batch, dim, layers = 2048, 4096, 8
+    fp32 = torch.zeros(layers + 1, batch, dim)  # the activations: x, then each layer's output
+    right = fp32.nbytes - fp32.bfloat16().nbytes
     assert EXERCISES.feedback(1, right) is CORRECT
-    assert "L + 1" in EXERCISES.feedback(1, 8 * 2048 * 4096 * 2).message
+    assert EXERCISES.feedback(1, float(f"{right:.3g}")) is CORRECT  # 3 significant figures
+    assert EXERCISES.feedback(1, right * 1.03).correct is False
+    # Each typical slip, made: its answer gets the hint about that slip.
+    forgot_x = fp32[1:].nbytes - fp32[1:].bfloat16().nbytes
+    assert "L + 1" in _message(1, forgot_x)
+    assert "what fp32 stores" in _message(1, fp32.nbytes)
+    assert "number of activation elements" in _message(1, fp32.numel())
     assert EXERCISES.feedback(1, None) is UNANSWERED
 
 
 def test_exercise_2():
-    assert EXERCISES.feedback(2, (2048, 1)) is CORRECT
-    assert "still below" in EXERCISES.feedback(2, (1024, 1)).message
-    assert "2^-126" in EXERCISES.feedback(2, (2048, 2048)).message
+    def smallest_scale(value, threshold):
+        return next(2**e for e in range(64) if value * 2**e >= threshold)
+
+    fp16, bf16 = torch.finfo(torch.float16), torch.finfo(torch.bfloat16)
+    right = (smallest_scale(3e-8, fp16.smallest_normal), smallest_scale(3e-8, bf16.smallest_normal))
+    assert right == (2048, 1) and EXERCISES.feedback(2, right) is CORRECT
+    assert EXERCISES.feedback(2, [2048.0, 1.0]) is CORRECT
+    # Each typical slip, made: its answer gets the hint about that slip.
+    rounded_down = 2 ** math.floor(math.log2(fp16.smallest_normal / 3e-8))
+    assert "still below" in _message(2, (rounded_down, 1))
+    subnormal = smallest_scale(3e-8, fp16.smallest_normal * fp16.eps)  # 2^-24, the smallest
+    assert "subnormal" in _message(2, (subnormal, 1))
+    same_as_fp16 = (right[0], right[0])  # bf16 treated like fp16
+    assert "2^-126" in _message(2, same_as_fp16)
+    exponents = tuple(int(math.log2(s)) for s in right)
+    assert "exponents" in _message(2, exponents)
+    assert "power of two" in _message(2, (2000, 1))
     assert EXERCISES.feedback(2, None) is UNANSWERED
     assert EXERCISES.feedback(2, (None, None)) is UNANSWERED  # the student's stub
-    assert "both" in EXERCISES.feedback(2, (2048, None)).message
+    assert "both" in _message(2, (2048, None))
+    assert "pair" in _message(2, 2048)
     # the claim behind the answer, in torch's own numbers
     assert 3e-8 * 2048 >= torch.finfo(torch.float16).smallest_normal > 3e-8 * 1024
 
 
+def _scale_after(overflows, clean_steps, growth_interval=2000):
+    """The GradScaler rule, with its defaults: halve per overflow, double per interval."""
+    return 2.0**16 * 0.5**overflows * 2.0 ** (clean_steps // growth_interval)
+
+
 def test_exercise_3_agrees_with_a_real_grad_scaler():
+    assert EXERCISES.feedback(3, _scale_after(3, 4000)) is CORRECT
     assert EXERCISES.feedback(3, 32768.0) is CORRECT
-    assert "clean steps" in EXERCISES.feedback(3, 8192.0).message
+    assert EXERCISES.feedback(3, 3.28e4).correct is False  # exact: a power of two
+    # Each typical slip, made: its answer gets the hint about that slip.
+    assert "clean steps after the overflows grow" in _message(3, _scale_after(3, 0))
+    assert "4000 clean steps double it twice" in _message(3, _scale_after(3, 4000, 4000))
+    assert "halve the scale 3 times" in _message(3, _scale_after(0, 4000))
+    assert "initial scale" in _message(3, _scale_after(0, 0))
     assert EXERCISES.feedback(3, None) is UNANSWERED
     # The same rule on a real scaler, with growth_interval 4 instead of 2000.
     p = torch.nn.Parameter(torch.ones(1))
@@ -262,17 +319,28 @@ def test_exercise_3_agrees_with_a_real_grad_scaler():
         scaler.scale(p.sum() * value).backward()
         scaler.step(optimizer)
         scaler.update()
-    assert scaler.get_scale() == 2.0**16 * 0.5**3 * 2**2
+    assert scaler.get_scale() == _scale_after(3, 8, growth_interval=4)
 
 
 def test_exercise_4():
     batch, dim, layers, segment = 1024, 8192, 48, 8
-    kept = (layers // segment + 1) * batch * dim * 4
-    extra = 2 * batch * dim * dim * (layers - layers // segment)
+    activation = batch * dim * 4
+    segments = layers // segment
+    kept = (segments + 1) * activation
+    layer_flops = 2 * batch * dim * dim
+    extra = layer_flops * (layers - segments)
     assert EXERCISES.feedback(4, (kept, extra)) is CORRECT
-    assert "head's input" in EXERCISES.feedback(4, (6 * batch * dim * 4, extra)).message
-    assert "stops recomputing" in EXERCISES.feedback(
-        4, (kept, 2 * batch * dim * dim * layers)).message
+    assert EXERCISES.feedback(4, (float(f"{kept:.3g}"), float(f"{extra:.3g}"))) is CORRECT
+    # Each typical slip, made: its answer gets the hint about that slip.
+    assert "head's input" in _message(4, (segments * activation, extra))
+    assert "without checkpointing" in _message(4, ((layers + 1) * activation, extra))
+    assert "4 bytes a number" in _message(4, ((segments + 1) * batch * dim * 2, extra))
+    assert "6 segments" in _message(4, ((segment + 1) * activation, extra))
+    assert "stops recomputing" in _message(4, (kept, layer_flops * layers))
+    assert "only the forward" in _message(4, (kept, 3 * layer_flops * layers))
+    assert "multiply and an add" in _message(4, (kept, batch * dim * dim * (layers - segments)))
+    assert "not L - s = 40" in _message(4, (kept, layer_flops * (layers - segment)))
+    assert _message(4, (kept, extra * 1.1)).startswith("not quite. the FLOPs:")
     assert EXERCISES.feedback(4, None) is UNANSWERED
     assert EXERCISES.feedback(4, (None, None)) is UNANSWERED  # the student's stub
 
@@ -295,16 +363,198 @@ def test_exercise_5():
     def forgot(model, x, y, k):
         return accumulate_gradients(model, x, y, k, scale_loss=False)
 
+    def divided_twice(model, x, y, k):
+        for x_micro, y_micro in zip(x.chunk(k), y.chunk(k)):
+            (mse_loss(model, x_micro, y_micro) / k / k).backward()
+        return mse_loss(model, x, y).item()
+
+    def zeroed_each_time(model, x, y, k):
+        for x_micro, y_micro in zip(x.chunk(k), y.chunk(k)):
+            model.zero_grad()
+            (mse_loss(model, x_micro, y_micro) / k).backward()
+        return mse_loss(model, x, y).item()
+
+    def returns_the_sum(model, x, y, k):
+        return k * accumulate_gradients(model, x, y, k)
+
+    def returns_nothing(model, x, y, k):
+        accumulate_gradients(model, x, y, k)
+
     def stub(model, x, y, k):
         return None
 
+    def raises(model, x, y, k):
+        raise ValueError("oops")
+
     assert EXERCISES.feedback(5, right) is CORRECT
-    assert "3x too large" in EXERCISES.feedback(5, forgot).message
+    assert "3x too large" in _message(5, forgot)
+    assert "3x too small" in _message(5, divided_twice)
+    assert "only the last micro-batch" in _message(5, zeroed_each_time)
+    assert "sum of the micro-batch losses" in _message(5, returns_the_sum)
+    assert "now return the full batch's mean loss" in _message(5, returns_nothing)
     assert EXERCISES.feedback(5, stub) is UNANSWERED
-    assert "function itself" in EXERCISES.feedback(5, 3).message
+    assert "raised ValueError: oops" in _message(5, raises)
+    assert "function itself" in _message(5, 3)
 
 
 def test_scaled_matmul_fp8_fast_accum_must_be_a_bool():
     a8, scale = quantize_fp8(torch.ones(16, 16))
     with pytest.raises(TypeError, match="use_fast_accum must be True or False"):
         scaled_matmul_fp8(a8, scale, a8, scale, use_fast_accum="yes")
+
+
+# ----------------------------------------------------------------------------------------------
+# The notebook's helpers
+
+
+def test_format_float_table_has_a_row_per_format():
+    table = mp.format_float_table({"fp32": torch.float32, "bf16": torch.bfloat16})
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["format", "bits", "exp", "mant"]
+    assert lines[2].split()[:4] == ["bf16", "16", "8", "7"]
+    assert all(len(line) <= 100 for line in lines)
+    with pytest.raises(ValueError, match="at least one dtype"):
+        mp.format_float_table({})
+
+
+def test_autocast_output_dtypes_on_cpu():
+    dtypes = mp.autocast_output_dtypes("cpu")
+    assert list(dtypes) == list(mp.AUTOCAST_PROBES)
+    assert dtypes["mm"] == torch.bfloat16 and dtypes["softmax"] == torch.bfloat16
+    assert dtypes["mse_loss"] == dtypes["cross_entropy"] == torch.float32
+
+
+def test_fp16_gradients_vanish_without_a_scaler():
+    torch.manual_seed(0)
+    model, x = Cruncher(16, 2), torch.randn(8, 16)
+    elements = sum(p.numel() for p in model.parameters())
+    assert count_zeros(mp.fp16_gradients(model, x, 2.0**-23, use_scaler=False)) == elements
+    assert count_zeros(mp.fp16_gradients(model, x, 2.0**-23, use_scaler=True)) == 0
+    model.zero_grad(set_to_none=True)
+    (2.0**-23 * model(x).mean()).backward()  # fp32, for reference
+    for got, p in zip(mp.fp16_gradients(model, x, 2.0**-23, use_scaler=True), model.parameters()):
+        assert float((got - p.grad).norm() / p.grad.norm()) < 0.01
+
+
+def test_grad_scaler_steps_skip_overflows_and_grow_back():
+    torch.manual_seed(0)
+    model, x = Cruncher(16, 2), torch.randn(8, 16)
+    steps = mp.grad_scaler_steps(model, [("x", x), ("x * 1e5", x * 1e5)] + [("x", x)] * 3,
+                                 growth_interval=3)
+    rows = [(s.scale_before, s.loss_finite, s.updated, s.scale_after) for s in steps]
+    assert rows[0] == (2.0**16, True, False, 2.0**15)  # the scaled gradients overflow
+    assert rows[1] == (2.0**15, False, False, 2.0**14)  # the forward overflows
+    assert [r[2] for r in rows[2:]] == [True] * 3 and rows[-1][3] == 2.0**15
+    with pytest.raises(ValueError, match="growth_interval must be positive"):
+        mp.grad_scaler_steps(model, [], growth_interval=0)
+
+
+def test_checkpointed_backward_matches_the_plain_backward(model_and_batch):
+    model, x, _ = model_and_batch
+    mp.checkpointed_backward(model, x, None)
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    mp.checkpointed_backward(model, x, 2)
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+    # The output is not kept alive through backward: the peak is the predicted one.
+    torch.manual_seed(0)
+    wide, xw = Cruncher(16, 4), torch.randn(64, 16)
+    for segment in (None, 2):
+        wide.zero_grad(set_to_none=True)  # backward adds into existing gradients
+        assert peak_new_memory(lambda s=segment: mp.checkpointed_backward(wide, xw, s)) == \
+            checkpointing_peak_bytes(16, 4, 64, segment)
+
+
+def test_checkpointing_costs_count_saved_bytes_and_extra_flops(model_and_batch):
+    model, x, _ = model_and_batch  # D = 16, L = 4, B = 8
+    costs = mp.checkpointing_costs(model, x, [1, 2, 4])
+    assert [c.segment_size for c in costs] == [None, 1, 2, 4]
+    assert [c.num_segments for c in costs] == [None, 4, 2, 1]
+    assert [c.saved_bytes for c in costs] == [5 * 8 * 16 * 4, 5 * 8 * 16 * 4, 3 * 8 * 16 * 4,
+                                              2 * 8 * 16 * 4]
+    assert [c.extra_flops for c in costs] == [2 * 8 * 16 * 16 * (4 - n) for n in (4, 4, 2, 1)]
+    assert all(c.flops - c.extra_flops == costs[0].flops for c in costs)
+    assert all(p.grad is None for p in model.parameters())  # the counting runs left no gradient
+    table = mp.format_checkpointing_costs(costs).splitlines()
+    assert table[0].split() == ["segment", "segments", "saved", "bytes", "extra", "FLOPs", "extra"]
+    assert table[1].split()[:2] == ["none", "-"]
+    assert table[-1].split()[-1] == f"{costs[-1].extra_flops / costs[0].flops:.0%}"
+    with pytest.raises(TypeError, match="CheckpointingCost"):
+        mp.format_checkpointing_costs([1])
+
+
+def test_gpu_checkpointing_peaks_needs_a_cuda_device():
+    with pytest.raises(ValueError, match="device must be a CUDA GPU"):
+        mp.gpu_checkpointing_peaks(16, 2, 16, {"none": None}, "cpu")
+
+
+def test_time_accumulation_times_each_split(model_and_batch):
+    model, x, y = model_and_batch
+    threads = torch.get_num_threads()
+    seen = []
+    real_accumulate = mp.accumulate_gradients
+
+    def spy(*args, **kwargs):  # records the thread count the timed calls run on
+        seen.append(torch.get_num_threads())
+        return real_accumulate(*args, **kwargs)
+
+    with unittest.mock.patch.object(mp, "accumulate_gradients", spy):
+        timings = mp.time_accumulation(model, x, y, [1, 2], repeats=3)
+    assert seen and set(seen) == {1}  # one CPU thread while timing
+    assert list(timings) == [1, 2] and all(isinstance(t, Timing) for t in timings.values())
+    assert all(len(t.times) == 3 and t.median > 0 for t in timings.values())
+    assert torch.get_num_threads() == threads
+    assert all(p.grad is None for p in model.parameters())
+
+
+def _run(precision: str, times: tuple[float, ...]) -> mp.PrecisionRun:
+    timing = Timing(times)
+    return mp.PrecisionRun(precision, timing.median, 100, None, [1.0, 0.5], timing)
+
+
+def test_format_step_timings_prints_parsable_timings_and_computed_conclusions():
+    fast, slow = (0.001, 0.0011, 0.0012, 0.0013), (0.01, 0.011, 0.012, 0.013)
+    text = mp.format_step_timings([_run("fp32", fast), _run("bf16", slow)])
+    lines = text.splitlines()
+    assert re.fullmatch(r"fp32 step: [\d.]+ ms \([\d.]+-[\d.]+\)", lines[0])
+    assert lines[2].startswith("fp32 step is ") and "faster than bf16 step" in lines[2]
+    # Adversarial: spreads that overlap are never called faster, whatever the medians say.
+    wide_a, wide_b = (0.001, 0.002, 0.003, 0.009), (0.002, 0.0025, 0.004, 0.01)
+    text = mp.format_step_timings([_run("fp32", wide_a), _run("bf16", wide_b)])
+    assert "agree within their spread" in text and "faster" not in text
+    # One comparison per later run, each against the first.
+    text = mp.format_step_timings([_run(p, fast) for p in ("fp32", "tf32", "bf16", "fp16")])
+    assert len(text.splitlines()) == 4 + 3
+    with pytest.raises(ValueError, match="step_timing"):
+        mp.format_step_timings([mp.PrecisionRun("fp32", 1.0, 1, None, [1.0])])
+
+
+def test_compare_precisions_reports_the_spread_of_its_step_times():
+    runs = compare_precisions(16, 2, 16, precisions=["fp32"], num_steps=2, repeats=5,
+                              device="cpu")
+    timing = runs[0].step_timing
+    assert len(timing.times) == 5 and runs[0].step_seconds == timing.median
+
+
+def test_plot_precision_runs_draws_each_run_and_its_difference():
+    import matplotlib.pyplot as plt
+
+    runs = [_run("fp32", (1.0,)), _run("bf16", (1.0,)), _run("fp16", (1.0,))]
+    fig = mp.plot_precision_runs(runs, "three runs")
+    try:
+        ax_loss, ax_diff = fig.axes
+        assert len(ax_loss.get_lines()) == 3
+        assert len(ax_diff.get_lines()) == 2 + 1  # the two others, and the zero line
+        assert fig._suptitle.get_text() == "three runs"
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="no runs"):
+        mp.plot_precision_runs([], "none")
+
+
+@pytest.mark.skipif(not fp8_matmul_supported("cuda"), reason="needs a GPU with fp8 tensor cores")
+def test_compare_fp8_matmul_on_a_gpu():
+    result = mp.compare_fp8_matmul(1024, "cuda", repeats=3)
+    assert result.flops == 2 * 1024**3 and result.fp8_error < 0.1 and result.bf16_error < 0.01
+    assert result.bf16.median > 0 and result.fp8.median > 0

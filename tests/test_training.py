@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from lecture_utils import training as trn
 from lecture_utils.optimizers import AdaGrad
 from lecture_utils.training import (
     CHECKPOINT_ITEMS,
@@ -267,8 +268,27 @@ def test_memmap_of_a_sparse_file_costs_little_memory(tmp_path):
         create_sparse_file(tmp_path / "empty.bin", 0)
 
 
+def test_sample_sparse_file_reads_little_of_a_big_file(tmp_path):
+    sampled = trn.sample_sparse_file(tmp_path, 10**9, num_batches=2, batch_size=4,
+                                     context_length=64)
+    assert sampled.num_tokens == 10**9 // TOKEN_DTYPE.itemsize
+    assert sampled.disk_bytes < 10**6 and sampled.bytes_needed == 2 * 4 * 65 * 2
+    assert set(sampled.rss_growth) == {False, True}
+    assert all(growth < 10**7 for growth in sampled.rss_growth.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big_tokens_False.bin",
+                                                          "big_tokens_True.bin"]
+
+
+def test_uint16_tokens_index_a_vocabulary_of_65536():
+    assert np.iinfo(TOKEN_DTYPE).max + 1 == 65_536  # the largest vocabulary uint16 can index
+
+
 def test_resident_memory_bytes_is_plausible():
     assert 1_000_000 < resident_memory_bytes() < 1_000_000_000_000
+
+
+def test_a_uniform_guess_over_256_bytes_costs_ln_256_nats():
+    assert math.isclose(math.log(VOCAB_SIZE), 5.545, abs_tol=5e-4)  # the notebook prints 5.545
 
 
 def test_empirical_entropies():
@@ -337,6 +357,60 @@ def test_training_step_and_train_lower_the_loss():
     with pytest.raises(ValueError, match="steps must be a positive"):
         train(model, optimizer, tokens, make_generator(2), steps=0, batch_size=8,
               context_length=32)
+
+
+def test_first_differing_step():
+    assert trn.first_differing_step([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) is None
+    assert trn.first_differing_step([1.0, 2.0, 3.0], [1.0, 2.5, 3.0]) == 2
+    assert trn.first_differing_step([0.0], [1.0]) == 1
+    with pytest.raises(ValueError, match="same length"):
+        trn.first_differing_step([1.0], [1.0, 2.0])
+
+
+def test_moving_average():
+    assert trn.moving_average([1, 2, 3, 4], window=2).tolist() == [1.5, 2.5, 3.5]
+    assert len(trn.moving_average(list(range(150)))) == 141
+    with pytest.raises(ValueError, match="at least window=3"):
+        trn.moving_average([1.0, 2.0], window=3)
+    with pytest.raises(ValueError, match="window must be a positive int"):
+        trn.moving_average([1.0], window=0)
+
+
+def test_plot_learning_rates_draws_every_run_and_floor():
+    import matplotlib.pyplot as plt
+
+    runs = {0.01: list(np.linspace(6, 3, 30)), 1.0: list(np.linspace(6, 500, 30))}
+    floors = {"uniform guess": 5.5, "unigram": 3.0, "bigram floor": 2.3}
+    fig = trn.plot_learning_rates(runs, floors)
+    try:
+        ax_all, ax_zoom = fig.axes
+        assert len(ax_all.get_lines()) == 2 and ax_all.get_yscale() == "log"
+        assert len(ax_zoom.get_lines()) == 2 + 3  # the runs, and a line per floor
+        assert [t.get_text().strip() for t in ax_zoom.texts] == list(floors)
+        assert ax_zoom.texts[-1].get_va() == "top"  # the lowest floor's label is below its line
+        assert [t.get_text() for t in ax_all.get_legend().get_texts()] == ["lr = 0.01", "lr = 1.0"]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="at least one run"):
+        trn.plot_learning_rates({}, floors)
+
+
+def test_plot_resumes_draws_each_resumed_run_after_the_checkpoint():
+    import matplotlib.pyplot as plt
+
+    full = [5.0 - 0.05 * i for i in range(60)]
+    resumes = {"everything": full, "no optimizer state": full[:26] + [9.0] * 34}
+    fig = trn.plot_resumes(full, resumes, stop_at=25)
+    try:
+        (ax,) = fig.axes
+        lines = ax.get_lines()
+        assert len(lines) == 1 + 2 + 1  # uninterrupted, two resumes, the checkpoint marker
+        assert len(lines[1].get_xdata()) == 35 and lines[1].get_xdata()[0] == 26
+        assert ax.texts[0].get_text() == "checkpoint"
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="stop_at must be a step inside the run"):
+        trn.plot_resumes(full, resumes, stop_at=60)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -680,6 +754,23 @@ def test_load_failing_midway_restores_everything(tmp_path):
     assert _fingerprint(model, optimizer, data_order) != before
 
 
+def test_flip_exponent_bit_multiplies_or_divides_one_weight_by_4(tmp_path):
+    model, optimizer, data_order = _run()
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 0, data_order)
+    weight = read_checkpoint(tmp_path / "c.pt")["model"]["embedding.weight"]
+    flipped = trn.flip_exponent_bit((tmp_path / "c.pt").read_bytes(), weight)
+    (tmp_path / "f.pt").write_bytes(flipped)
+    loaded = torch.load(tmp_path / "f.pt", weights_only=True)["model"]["embedding.weight"]
+    assert int((loaded != weight).sum()) == 1
+    assert loaded[0, 0].item() in (weight[0, 0].item() * 4, weight[0, 0].item() / 4)
+    with pytest.raises(CheckpointError, match="do not match the SHA-256"):
+        read_checkpoint(tmp_path / "f.pt")
+    with pytest.raises(ValueError, match="not in data"):
+        trn.flip_exponent_bit(b"nothing here", weight)
+    with pytest.raises(TypeError, match="float32 tensor"):
+        trn.flip_exponent_bit(flipped, weight.double())
+
+
 def test_content_sha256():
     a = {"w": torch.ones(3), 0: [1, 2.5, None, "s", (True,)]}
     assert content_sha256(a) == content_sha256({0: [1, 2.5, None, "s", (True,)],
@@ -701,18 +792,60 @@ def _verdict(number, answer):
     return EXERCISES.feedback(number, answer)
 
 
+def _wanted(number):
+    return EXERCISES.exercises[number].wants
+
+
+def test_every_exercise_says_what_answer_it_wants():
+    assert all(exercise.wants for exercise in EXERCISES.exercises.values())
+    assert "exactly" in _wanted(1) and "exactly" in _wanted(2)  # counts are exact
+
+
+@pytest.mark.parametrize("number", [1, 2])
+@pytest.mark.parametrize("junk, says", [
+    (float("nan"), "got nan"), ("992", "got the text"), (None, "not answered yet"),
+    (992.5, "whole number"), ([992], "expected a number"), (0, "positive"),
+])
+def test_count_exercises_name_a_bad_answer(number, junk, says):
+    assert says in _verdict(number, junk).message
+
+
 def test_exercise_1():
-    assert _verdict(1, 992).correct is True
-    assert "T inputs plus 1 more token" in _verdict(1, 993).message
-    assert "non-overlapping" in _verdict(1, 125).message
-    assert _verdict(1, None).correct is None
+    n, t = 1000, 8
+    assert _verdict(1, n - t).correct is True
+    assert _verdict(1, np.int64(n - t)).correct is True and _verdict(1, 992.0).correct is True
+    # Each typical slip, made: its answer gets the hint about that slip.
+    starts_of_t_token_windows = len(range(0, n - t + 1))  # forgets the target's extra token
+    assert "T inputs plus 1 more token" in _verdict(1, starts_of_t_token_windows).message
+    assert "run off the end" in _verdict(1, len(range(n))).message  # a start at every token
+    assert "non-overlapping chunks" in _verdict(1, len(range(0, n - t + 1, t))).message
+    assert "non-overlapping windows" in _verdict(1, len(range(0, n - t, t + 1))).message
+    last_start = n - t - 1
+    assert "N - T - 1 is the last start" in _verdict(1, last_start).message
+    assert "recount" in _verdict(1, 500).message
+
+
+def test_exercise_1_agrees_with_count_windows():
+    assert _verdict(1, count_windows(1000, 8)).correct is True
 
 
 def test_exercise_2():
-    assert _verdict(2, 32 * 1025 * 2).correct is True
-    assert "1 extra token" in _verdict(2, 65536).message
-    assert "int64" in _verdict(2, 32 * 1025 * 8).message
-    assert _verdict(2, None).correct is None
+    b, t = 32, 1024
+    window = np.zeros(t + 1, dtype=np.uint16)  # one window: T inputs and the last target
+    right = b * window.nbytes
+    assert _verdict(2, right).correct is True
+    assert "1 extra token" in _verdict(2, b * window[:-1].nbytes).message
+    assert "int64" in _verdict(2, b * window.astype(np.int64).nbytes).message
+    assert "int32" in _verdict(2, b * window.astype(np.int32).nbytes).message
+    assert "overlap" in _verdict(2, 2 * b * window[:-1].nbytes).message  # inputs, targets apart
+    assert "2 bytes each, not 1" in _verdict(2, b * window.astype(np.uint8).nbytes).message
+    assert "bits" in _verdict(2, b * window.nbytes * 8).message
+    inputs = torch.zeros(b, t, dtype=torch.int64)  # what get_batch returns
+    assert "int64 inputs tensor" in _verdict(2, inputs.nbytes).message
+    # Exact: an answer 0.1% off is wrong, and no two hints share an answer.
+    assert _verdict(2, round(right * 1.001)).correct is False
+    hints = trn._BATCH_BYTES_HINTS
+    assert right not in hints and len(set(hints.values())) == len(hints)
 
 
 def test_exercise_3():
@@ -725,6 +858,7 @@ def test_exercise_3():
     assert "dropout" in _verdict(3, right | {"global torch RNG state"}).message
     assert "not one of CHECKPOINT_ITEMS" in _verdict(3, {"weights"}).message
     assert "set of strings" in _verdict(3, "model weights").message
+    assert "got nan" in _verdict(3, float("nan")).message
     assert _verdict(3, None).correct is None
     assert right <= set(CHECKPOINT_ITEMS)
 
@@ -775,8 +909,43 @@ def _save_swallowing_crash(obj, path):
         pass
 
 
+def _save_deleting_first(obj, path):
+    Path(path).unlink(missing_ok=True)  # "make room" for the new file
+    _save_atomic(obj, path)
+
+
+def _save_without_rename(obj, path):
+    temp = Path(path).with_name("checkpoint.tmp")
+    with open(temp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _save_across_directories(obj, path):
+    with tempfile.TemporaryDirectory() as elsewhere:  # on the same file system here, by luck
+        temp = Path(elsewhere) / "checkpoint.tmp"
+        try:
+            with open(temp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+
 def _save_not_implemented(obj, path):
     raise NotImplementedError
+
+
+def _save_stub(obj, path):
+    return None  # the student's stub: writes nothing
+
+
+def _save_raising(obj, path):
+    raise ZeroDivisionError("a bug")
 
 
 def test_exercise_4():
@@ -785,6 +954,18 @@ def test_exercise_4():
     assert "os.fsync" in _verdict(4, _save_without_fsync).message
     assert "left" in _verdict(4, _save_leaving_temp).message
     assert "swallowed" in _verdict(4, _save_swallowing_crash).message
+    assert "old checkpoint was removed" in _verdict(4, _save_deleting_first).message
+    assert "no file at path" in _verdict(4, _save_without_rename).message
+    assert "own directory" in _verdict(4, _save_across_directories).message
     assert "function" in _verdict(4, 42).message
     assert _verdict(4, _save_not_implemented).correct is None
     assert _verdict(4, None).correct is None
+    raised = _verdict(4, _save_raising)
+    assert raised.correct is False and "ZeroDivisionError (a bug)" in raised.message
+
+
+def test_exercise_4_stub_is_not_answered_yet_and_gives_nothing_away(capsys):
+    assert _verdict(4, _save_stub).correct is None
+    EXERCISES.check(4, _save_stub)
+    out = capsys.readouterr().out
+    assert out.startswith("⏳") and "os.replace" not in out and "fsync" not in out
