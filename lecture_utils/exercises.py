@@ -128,6 +128,42 @@ def check_number(
     return wrong(f"{difference_text(value, expected)} ({accepted}); recheck each factor{in_unit}.")
 
 
+def check_count(
+    answer: Any, expected: int, *, hints: dict[int, str] | None = None, unit: str = ""
+) -> Feedback:
+    """Check a count that must be exact (parameters, bytes, windows); hints match exactly.
+
+    check_number matches a hint within 0.1%, so a count one term short (a head of D parameters
+    among 10^8), or two slips 0.1% apart (262,144 and 262,400), would get the wrong hint for a
+    rounded answer; here only the slip itself does.
+    """
+    value = as_number(answer, unit)
+    if isinstance(value, Feedback):
+        return value
+    in_unit = f" (in {unit})" if unit else ""
+    if not value.is_integer():
+        return wrong(f"got {value:g}: a count{in_unit} is a whole number.")
+    count = int(value)
+    if count == expected:
+        return CORRECT
+    if count in (hints or {}):
+        return wrong(hints[count])
+    if count == 0:
+        return wrong(f"got 0: expected a nonzero, positive count{in_unit}.")
+    off = difference_text(count, expected)
+    if count < 0:
+        return wrong(f"{off}: a count{in_unit} is positive.")
+    if math.isclose(count, expected, rel_tol=DEFAULT_REL_TOL):
+        return wrong(f"close ({off}), but a count must be exact: add up every term instead "
+                     "of rounding.")
+    ratio = count / expected
+    exponent = round(math.log10(ratio))
+    if exponent and math.isclose(ratio, 10.0**exponent, rel_tol=1e-3):
+        return wrong(f"off by a factor of 10^{exponent}: give the count itself{in_unit}, not "
+                     "in thousands or millions.")
+    return wrong(f"{off}; recount{in_unit}: the exact number is wanted.")
+
+
 class UnknownExerciseError(NotFoundError):
     """A notebook has no exercise of this number."""
 

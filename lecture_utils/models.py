@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 from jaxtyping import Float
@@ -17,9 +17,8 @@ from lecture_utils.exercises import (
     UNANSWERED,
     Exercises,
     Feedback,
-    as_number,
+    check_count,
     check_number,
-    difference_text,
     tolerance_text,
     wrong,
 )
@@ -266,37 +265,6 @@ def truncated_normal_std(bound: float) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # "Check yourself" exercises of notebook 05.
-
-
-def check_count(
-    answer: Any, expected: int, *, hints: dict[int, str] | None = None, unit: str = ""
-) -> Feedback:
-    """Check a count that must be exact (parameters, bytes); each hint matches its value exactly.
-
-    check_number matches a hint within 0.1%, so a count one term short (a head of D parameters
-    among 10^8) would get that hint for a rounded right answer too; here only the slip does.
-    """
-    value = as_number(answer, unit)
-    if isinstance(value, Feedback):
-        return value
-    if value == expected:
-        return CORRECT
-    for typical, hint in (hints or {}).items():
-        if value == typical:
-            return wrong(hint)
-    in_unit = f" (in {unit})" if unit else ""
-    if value == 0:
-        return wrong(f"expected a nonzero count{in_unit}.")
-    off = difference_text(value, expected)
-    if math.isclose(value, expected, rel_tol=DEFAULT_REL_TOL):
-        return wrong(f"close ({off}), but a count must be exact: add up every term instead "
-                     "of rounding.")
-    ratio = value / expected
-    exponent = round(math.log10(ratio)) if ratio > 0 else 0
-    if exponent and math.isclose(ratio, 10.0**exponent, rel_tol=1e-3):
-        return wrong(f"off by a factor of 10^{exponent}: give the count itself{in_unit}, not "
-                     "in thousands or millions.")
-    return wrong(f"{off}; recheck each term of the count{in_unit}.")
 
 
 EXERCISES = Exercises("05")

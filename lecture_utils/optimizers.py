@@ -34,6 +34,7 @@ from lecture_utils.exercises import (
     DEFAULT_REL_TOL,
     UNANSWERED,
     Exercises,
+    check_count,
     check_number,
     tolerance_text,
     wrong,
@@ -43,7 +44,6 @@ from lecture_utils.models import (
     _check_inputs,
     _check_size,
     _check_target,
-    check_count,
     cruncher_num_parameters,
 )
 from lecture_utils.napkin import OPTIMIZER_STATES, PRECISIONS, bytes_per_parameter

@@ -38,8 +38,7 @@ from lecture_utils.exercises import (
     UNANSWERED,
     Exercises,
     Feedback,
-    as_number,
-    difference_text,
+    check_count,
     wrong,
 )
 from lecture_utils.models import Linear
@@ -1044,25 +1043,6 @@ _N, _T = 1000, 8
 _B, _T2, _UINT16_BYTES = 32, 1024, 2
 
 
-def _check_count(answer: Any, expected: int, hints: dict[int, str], unit: str) -> Feedback:
-    """A count must be exactly right; a typical wrong count (matched exactly) gets its hint."""
-    value = as_number(answer)
-    if isinstance(value, Feedback):
-        return value
-    if not value.is_integer():
-        return wrong(f"got {value:g}: a count of {unit} is a whole number.")
-    count = int(value)
-    if count == expected:
-        return CORRECT
-    if count in hints:
-        return wrong(hints[count])
-    if count <= 0:
-        return wrong(f"got {count}: a count of {unit} is positive.")
-    # Exact matches only: two typical slips can be as close as 0.1% (262,144 and 262,400).
-    return wrong(f"{difference_text(count, expected)}; recount: the exact number of {unit} is "
-                 "wanted.")
-
-
 # Each hint is keyed by the answer its mistake gives (the tests make each mistake to check).
 _WINDOW_HINTS = {
     _N - _T + 1: "a window needs T inputs plus 1 more token for the last target, so the last "
@@ -1078,7 +1058,7 @@ _WINDOW_HINTS = {
 @EXERCISES.checker(1, "random windows in a file of N tokens",
                    wants="an int (a count of windows), exactly")
 def _(answer: Any) -> Feedback:
-    return _check_count(answer, _N - _T, _WINDOW_HINTS, "windows")
+    return check_count(answer, _N - _T, hints=_WINDOW_HINTS, unit="windows")
 
 
 _BATCH_BYTES_HINTS = {
@@ -1098,7 +1078,8 @@ _BATCH_BYTES_HINTS = {
 
 @EXERCISES.checker(2, "bytes a batch reads from the memmap", wants="an int (bytes), exactly")
 def _(answer: Any) -> Feedback:
-    return _check_count(answer, _B * (_T2 + 1) * _UINT16_BYTES, _BATCH_BYTES_HINTS, "bytes")
+    return check_count(answer, _B * (_T2 + 1) * _UINT16_BYTES, hints=_BATCH_BYTES_HINTS,
+                       unit="bytes")
 
 
 @EXERCISES.checker(3, "what a bit-identical resume needs",

@@ -8,6 +8,7 @@ from lecture_utils.exercises import (
     OUTPUT_WIDTH,
     UNANSWERED,
     Exercises,
+    check_count,
     check_number,
     difference_text,
     tolerance_text,
@@ -96,3 +97,18 @@ def test_a_long_verdict_is_wrapped_between_words(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) > 1 and all(len(line) <= OUTPUT_WIDTH for line in lines)
     assert all(line.startswith("    ") for line in lines[1:])
+
+
+def test_check_count_wants_the_exact_count_and_matches_hints_exactly():
+    hints = {990: "one term short."}
+    assert check_count(1000, 1000) == CORRECT and check_count(1000.0, 1000) == CORRECT
+    assert check_count(990, 1000, hints=hints).message.endswith("one term short.")
+    near = check_count(991, 1000, hints=hints)  # near the slip, but not the slip: no hint
+    assert "one term short" not in near.message and "must be exact" in near.message
+    assert "10^-3" in check_count(1, 1000, unit="bytes").message
+    assert "sign is wrong" in check_count(-1000, 1000).message
+    assert "nonzero" in check_count(0, 1000).message
+    assert "whole number" in check_count(992.5, 1000, unit="windows").message
+    assert "recount" in check_count(500, 1000).message
+    assert check_count(None, 1000) == UNANSWERED
+    assert "text" in check_count("1000", 1000).message
