@@ -11,13 +11,19 @@ format is small enough (8 and 16 bits) to list them all.
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from jaxtyping import Float, Shaped
 
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, Feedback, check_number, wrong
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with this module
+    from matplotlib.figure import Figure
+
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------
 # Memory of a tensor
@@ -351,6 +357,139 @@ def stall_value(increment: float, dtype: torch.dtype | str) -> float:
     raise ValueError(f"increment {increment} never stalls below the largest {dtype_name(dtype)}")
 
 
+def stuck_after(history: Float[torch.Tensor, " steps"]) -> int | None:
+    """Additions a running sum takes to reach the value it then keeps; None if it never stops."""
+    if not isinstance(history, torch.Tensor) or history.dim() != 1:
+        raise TypeError(f"history must be a 1-D tensor of partial sums (running_sum's result), "
+                        f"got {type(history).__name__}")
+    repeats = (history[1:] == history[:-1]).nonzero()
+    # history[k] is the sum after k + 1 additions; it first equals the next one at k = repeats[0].
+    return int(repeats[0]) + 1 if len(repeats) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (matplotlib is imported when a figure is drawn, not with the module)
+# --------------------------------------------------------------------------------------------
+
+_PART_COLOURS = {"sign": "#D55E00", "exponent": "#0072B2", "mantissa": "#009E73"}
+
+
+def plot_bit_layouts(dtypes: Sequence[torch.dtype] = LECTURE_DTYPES) -> "Figure":
+    """One bar per dtype, split into its sign, exponent and mantissa bits, to scale: a Figure."""
+    import matplotlib.pyplot as plt
+
+    _check_dtype_list(dtypes)
+    layouts = [bit_layout(d) for d in dtypes]
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    for row, layout in enumerate(layouts):
+        left = 0
+        for part, colour in _PART_COLOURS.items():
+            width = getattr(layout, part)
+            ax.barh(row, width, left=left, color=colour, edgecolor="white", linewidth=2,
+                    label=part if row == 0 else None)
+            if width:  # e8m0fnu has no sign and no mantissa: nothing to label
+                ax.text(left + width / 2, row, str(width), ha="center", va="center",
+                        color="white", fontweight="bold")
+            left += width
+    ax.set_yticks(range(len(layouts)), [dtype_name(as_float_dtype(d)) for d in dtypes])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(layout.bits for layout in layouts))
+    ax.set_xlabel("bits")
+    ax.set_title("How each format spends its bits (read from torch.finfo)")
+    ax.legend(loc="lower right", ncols=3)
+    ax.grid(False)
+    return fig
+
+
+def _spacing_curve(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive values of `dtype` and the gap above each, both float64, for a spacing plot."""
+    if dtype.itemsize <= 2:  # every value, and the exact gap above it
+        values = representable_values(dtype)
+        xs = values[values > 0][:-1]
+        return xs, spacing(xs, dtype)
+    # Too many values to list: 3000 points over the range, each with its true neighbour.
+    xs = torch.logspace(-46, 38.5, 3000, dtype=torch.float64).to(dtype)
+    xs = xs[(xs > 0) & torch.isfinite(xs)]
+    gaps = torch.nextafter(xs, torch.full_like(xs, math.inf)).double() - xs.double()
+    return xs.double(), gaps
+
+
+SPACING_PLOT_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16,
+                       torch.float8_e5m2, torch.float8_e4m3fn)
+
+
+def plot_spacing(dtypes: Sequence[torch.dtype] = SPACING_PLOT_DTYPES) -> "Figure":
+    """The gap above each value, absolute (whole range) and relative (zoomed), log-log: a Figure."""
+    import matplotlib.pyplot as plt
+
+    _check_dtype_list(dtypes)
+    fig, (ax_abs, ax_rel) = plt.subplots(1, 2, figsize=(13, 5))
+    for dtype in dtypes:
+        xs, gaps = _spacing_curve(as_float_dtype(dtype))
+        ax_abs.step(xs, gaps, where="post", label=dtype_name(dtype))
+        ax_rel.step(xs, gaps / xs, where="post", linewidth=1.2, label=dtype_name(dtype))
+    for ax in (ax_abs, ax_rel):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("value |x|")
+    ax_abs.set_xlim(1e-46, 1e39)
+    ax_rel.set_xlim(1e-9, 1e6)
+    ax_rel.set_ylim(1e-17, 2)
+    ax_abs.set_ylabel("gap to the next number")
+    ax_rel.set_ylabel("gap / value")
+    ax_abs.set_title("Absolute spacing, whole range")
+    ax_rel.set_title("Relative spacing (precision), zoomed")
+    ax_abs.legend(loc="upper left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_running_sums(sums: dict[torch.dtype, torch.Tensor], increment: float) -> "Figure":
+    """Running sums of `increment` per dtype against the exact sum, each stall marked: a Figure."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(sums, dict) or not sums:
+        raise TypeError(f"sums must be a dict of dtype -> running_sum(...) result, got "
+                        f"{type(sums).__name__}")
+    _check_increment(increment)
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    steps = len(next(iter(sums.values())))
+    step_numbers = torch.arange(1, steps + 1)
+    top = max(float(history.max()) for history in sums.values())
+    for dtype, history in sums.items():
+        ax.plot(step_numbers, history, label=dtype_name(dtype))
+        stuck = stuck_after(history)
+        if stuck is not None:  # point at the stall from above and to the right
+            value = float(history[stuck - 1])
+            ax.annotate(f"{dtype_name(dtype)} stuck at {value:g}", xy=(stuck, value),
+                        xytext=(stuck + 0.12 * steps, value + 0.1 * top),
+                        arrowprops={"arrowstyle": "->"})
+    ax.plot(step_numbers, step_numbers * increment, color="black", linestyle=":", label="exact")
+    ax.set_xlabel(f"number of additions of {increment:g}")
+    ax.set_ylabel("running sum")
+    ax.set_title("A running sum in low precision stops growing")
+    ax.legend(loc="upper left")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# GPU memory, as the CUDA caching allocator counts it
+# --------------------------------------------------------------------------------------------
+
+
+def cuda_bytes_allocated_by(make: Callable[[], T], device: torch.device | str) -> tuple[int, T]:
+    """Bytes torch.cuda.memory_allocated grows by while make() runs on `device`, and its result."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"device must be a CUDA device: torch.cuda.memory_allocated counts only "
+                         f"CUDA memory, got {device}")
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    result = make()
+    torch.cuda.synchronize(device)  # kernels run asynchronously: wait before reading the count
+    return torch.cuda.memory_allocated(device) - before, result
+
+
 # --------------------------------------------------------------------------------------------
 # "Check yourself" exercises
 # --------------------------------------------------------------------------------------------
@@ -360,29 +499,61 @@ EXERCISES = Exercises("02")
 ACTIVATION_SHAPE = (32, 2048, 12288)  # batch, sequence length, GPT-3 model width
 
 
-@EXERCISES.checker(1, "GiB of a bf16 activation tensor")
-def _check_activation_gib(answer: object) -> object:
-    expected = tensor_bytes(ACTIVATION_SHAPE, torch.bfloat16) / 2**30
+def _activation_gib(bytes_per_element: float, unit: int = 2**30) -> float:
+    """Exercise 1's answer with `bytes_per_element` (2 for bf16) in `unit`s (GiB by default)."""
+    return math.prod(ACTIVATION_SHAPE) * bytes_per_element / unit
+
+
+@EXERCISES.checker(1, "GiB of a bf16 activation tensor",
+                   wants="a number of GiB (2^30 bytes), within 2%")
+def _check_activation_gib(answer: object) -> Feedback:
+    bf16 = torch.bfloat16.itemsize
     return check_number(
         answer,
-        expected,
+        tensor_bytes(ACTIVATION_SHAPE, torch.bfloat16) / 2**30,
         hints={
-            2 * expected: "that is the fp32 size: a bf16 element takes 2 bytes, not 4.",
-            expected / 2: "a bf16 element takes 2 bytes (16 bits), not 1.",
-            expected * 2**30: "that is in bytes: divide by 2^30 for GiB.",
+            _activation_gib(torch.float32.itemsize): "that is the fp32 size: a bf16 element "
+            "takes 2 bytes, not 4.",
+            _activation_gib(torch.float64.itemsize): "that is the float64 size (8 bytes, "
+            "Python's float): a bf16 element takes 2 bytes.",
+            _activation_gib(1): "a bf16 element takes 2 bytes (16 bits), not 1.",
+            _activation_gib(torch.finfo(torch.bfloat16).bits): "that counts bits (16 per "
+            "element): a byte is 8 bits, so a bf16 element is 2 bytes.",
+            _activation_gib(bf16, unit=1): "that is in bytes: divide by 2^30 for GiB.",
+            _activation_gib(bf16, unit=2**20): "that is in MiB: divide by 1024 for GiB.",
         },
         unit="GiB",
     )
 
 
-@EXERCISES.checker(2, "which formats keep 1e-8 nonzero")
-def _check_holds_1e8(answer: object) -> object:
-    if answer is None:
-        return UNANSWERED
-    try:
-        chosen = {as_float_dtype(d) for d in answer}
-    except (TypeError, ValueError) as e:
-        return wrong(f"give a list of dtypes such as [torch.float32]: {e}")
+# Exercise 2 asks about the lecture's five formats only.
+_FORMATS_TEXT = "fp32, fp16, bf16, e4m3fn and e5m2"
+
+
+@EXERCISES.checker(2, "which formats keep 1e-8 nonzero",
+                   wants=f"a list of torch dtypes from the five formats ({_FORMATS_TEXT}), "
+                         "exactly the right ones")
+def _check_holds_1e8(answer: object) -> Feedback:
+    if isinstance(answer, torch.dtype):
+        return wrong(f"got one dtype, {answer}: give a list, even of one: [{answer}].")
+    if isinstance(answer, str) or not isinstance(answer, Iterable):
+        shown = f"the text {answer!r}" if isinstance(answer, str) else \
+            f"an answer of type {type(answer).__name__}"
+        return wrong(f"expected a list of dtypes such as [torch.float32], got {shown}.")
+    chosen = set()
+    for d in answer:
+        try:
+            chosen.add(as_float_dtype(d))
+        except (TypeError, ValueError):
+            return wrong(f"{d!r} is not a floating-point dtype: give a list of dtypes such as "
+                         "[torch.float32, torch.float16].")
+    # A list computed over every dtype (float64 included) answers another question.
+    others = sorted(chosen - set(LECTURE_DTYPES), key=dtype_name)
+    if others:
+        names = ", ".join(dtype_name(d) for d in others)
+        them = "them" if len(others) > 1 else "it"
+        return wrong(f"{names}: not among the five formats asked about ({_FORMATS_TEXT}); "
+                     f"leave {them} out.")
     expected = {d for d in LECTURE_DTYPES if torch.tensor(1e-8, dtype=d).item() != 0}
     if chosen == expected:
         return CORRECT
@@ -393,26 +564,46 @@ def _check_holds_1e8(answer: object) -> object:
             f"{dtype_name(d)} rounds 1e-8 to 0: its smallest positive number is "
             f"{smallest_subnormal(d):.3g} and 1e-8 is less than half of it."
         )
-    if missing:
-        d = missing[0]
-        return wrong(
-            f"{dtype_name(d)} keeps 1e-8: its smallest positive number is "
-            f"{smallest_subnormal(d):.3g}. Range comes from exponent bits, not total bits."
-        )
-    return wrong("compare 1e-8 with each format's smallest subnormal number.")
+    d = missing[0]
+    why = " Range comes from exponent bits, not total bits." if d.itemsize == 2 else ""
+    return wrong(f"{dtype_name(d)} keeps 1e-8: its smallest positive number is "
+                 f"{smallest_subnormal(d):.3g}.{why}")
 
 
-@EXERCISES.checker(3, "where a bf16 running sum of 0.001 stalls")
-def _check_stall(answer: object) -> object:
-    expected = stall_value(0.001, torch.bfloat16)
+EX3_INCREMENT = 0.001
+
+
+def _whole_gap_stall(increment: float, dtype: torch.dtype) -> float:
+    """The stall with the rule misremembered: the first power of two whose gap exceeds the step."""
+    step = float(torch.tensor(increment, dtype=dtype))
+    power = 2.0 ** math.floor(math.log2(step))
+    while step > float(spacing(power, dtype)):
+        power *= 2
+    return power
+
+
+@EXERCISES.checker(3, "where a bf16 running sum of 0.001 stalls",
+                   wants="the value the sum gets stuck at (a power of two), exactly")
+def _check_stall(answer: object) -> Feedback:
+    expected = stall_value(EX3_INCREMENT, torch.bfloat16)
+    additions = stuck_after(running_sum(EX3_INCREMENT, 1000, torch.bfloat16))
+    # fp16 with 0.001 and bf16 with 0.01 both stall at 4: one hint names both.
     return check_number(
         answer,
         expected,
         rel_tol=0,
         hints={
-            stall_value(0.01, torch.bfloat16): "4.0 is where a running sum of 0.01 stalls; 0.001 "
-            "is 10x smaller, so it stops at a smaller power of two.",
-            10.0: "10 is the exact sum of 10000 x 0.001: the bf16 running sum stops long before.",
+            stall_value(0.01, torch.bfloat16): "4 is where a bf16 running sum of 0.01 stalls "
+            "(and an fp16 sum of 0.001); a bf16 sum of 0.001 stops at a smaller power of two.",
+            stall_value(EX3_INCREMENT, torch.float32): "that is where an fp32 sum stalls; the "
+            "question is about bf16.",
+            _whole_gap_stall(EX3_INCREMENT, torch.bfloat16): "the sum stops where the increment "
+            "is at most *half* the gap (it rounds back down), not a whole gap: one power of "
+            "two higher.",
+            10_000 * EX3_INCREMENT: "10 is what an exact (or fp32) sum of 10,000 additions of "
+            "0.001 reaches: the bf16 running sum stops long before.",
+            additions: f"{additions} is the number of additions before it stops; the question "
+            "asks for the value of the sum there.",
         },
     )
 
@@ -424,10 +615,12 @@ def param_bytes_reference(model: torch.nn.Module, dtype: torch.dtype) -> int:
     return sum(p.numel() for p in model.parameters()) * as_float_dtype(dtype).itemsize
 
 
-@EXERCISES.checker(4, "param_bytes(model, dtype)")
-def _check_param_bytes(fn: object) -> object:
-    if fn is None or not callable(fn):
-        return UNANSWERED
+@EXERCISES.checker(4, "param_bytes(model, dtype)",
+                   wants="a function (model, dtype) -> the number of bytes (an int), exactly")
+def _check_param_bytes(fn: object) -> Feedback:
+    if not callable(fn):
+        return wrong(f"expected the function param_bytes(model, dtype) itself (its name, no "
+                     f"call, no quotes), got a {type(fn).__name__}.")
     # Parameters on the meta device: shapes without memory, so large layers cost nothing.
     cases = [
         (torch.nn.Linear(1000, 300, device="meta"), torch.bfloat16),
@@ -441,31 +634,48 @@ def _check_param_bytes(fn: object) -> object:
         expected = param_bytes_reference(model, dtype)
         if got == expected:
             continue
+        count = sum(p.numel() for p in model.parameters())
         weights_only = sum(p.numel() for n, p in model.named_parameters() if "bias" not in n)
-        if got == weights_only * dtype.itemsize:
-            return wrong("you counted only the weight matrices: biases are parameters too.")
-        if got == sum(p.numel() for p in model.parameters()) * 4:
-            return wrong("you used the parameters' own fp32 size (4 bytes): use `dtype`'s "
-                         "bytes per element, dtype.itemsize.")
-        if got == sum(p.numel() for p in model.parameters()):
-            return wrong("that is the number of parameters: multiply by bytes per element.")
-        return wrong(f"for a {dtype_name(dtype)} model expected {expected} bytes, got {got}.")
+        slips = {
+            weights_only * dtype.itemsize: "you counted only the weight matrices: biases are "
+            "parameters too.",
+            count * 4: "you used the parameters' own fp32 size (4 bytes): use `dtype`'s bytes "
+            "per element, dtype.itemsize.",
+            count: "that is the number of parameters: multiply by bytes per element.",
+            count * torch.finfo(dtype).bits: "that counts bits: divide by 8, or use "
+            "dtype.itemsize (bytes per element).",
+            count * 2: "that is 2 bytes per parameter whatever the dtype: use dtype.itemsize.",
+        }
+        # Checked in order, and never a slip that equals the right answer (fp8 is 1 byte).
+        for value, hint in slips.items():
+            if got == value and value != expected:
+                return wrong(hint)
+        return wrong(f"for a {dtype_name(dtype)} model expected {expected} bytes, got {got!r}.")
     return CORRECT
 
 
-@EXERCISES.checker(5, "smallest positive integer bf16 cannot hold")
-def _check_first_gap(answer: object) -> object:
-    layout = bit_layout(torch.bfloat16)
-    expected = 2 ** (layout.mantissa + 1) + 1
+def _first_integer_missed(significant_bits: int) -> int:
+    """The smallest positive integer a float with this many significant bits cannot hold."""
+    return 2**significant_bits + 1
+
+
+@EXERCISES.checker(5, "smallest positive integer bf16 cannot hold",
+                   wants="an int, exactly")
+def _check_first_gap(answer: object) -> Feedback:
+    mantissa = bit_layout(torch.bfloat16).mantissa
+    expected = _first_integer_missed(mantissa + 1)  # + 1: the implicit leading bit
     return check_number(
         answer,
         expected,
         rel_tol=0,
         hints={
-            2 ** (layout.mantissa + 1): "256 is a power of two: bf16 holds it exactly. Look just "
+            expected - 1: f"{expected - 1} is a power of two: bf16 holds it exactly. Look just "
             "above it, where the gap between neighbours becomes 2.",
-            2**11 + 1: "2049 is the answer for fp16 (10 mantissa bits); bf16 has 7.",
-            2**7 + 1: "129 fits: with 7 stored mantissa bits plus the implicit leading 1, bf16 "
-            "has 8 significant bits.",
+            _first_integer_missed(bit_layout(torch.float16).mantissa + 1): "that is the answer "
+            "for fp16 (10 mantissa bits); bf16 has 7.",
+            _first_integer_missed(bit_layout(torch.float32).mantissa + 1): "that is the answer "
+            "for fp32 (23 mantissa bits); bf16 has 7.",
+            _first_integer_missed(mantissa): f"{_first_integer_missed(mantissa)} fits: with 7 "
+            "stored mantissa bits plus the implicit leading 1, bf16 has 8 significant bits.",
         },
     )

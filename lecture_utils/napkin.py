@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -176,6 +177,9 @@ def _max_parameters_zero(num_gpus: int, memory_per_gpu: float, zero_stage: int,
     return memory_per_gpu / per_gpu
 
 
+# Printed lines stay within this many characters, as the exercise verdicts do.
+OUTPUT_WIDTH = 88
+
 # The names of lecture_utils.transformer.PRESETS, so that --help lists them without importing
 # torch; a test keeps the two equal.
 _PRESET_NAMES = ("gpt2-small", "gpt2-xl", "llama2-7b", "llama3-8b", "llama3-70b")
@@ -322,7 +326,9 @@ def _train_time(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     print(f"training FLOPs = 6 x {args.params:.3g} x {args.tokens:.3g} = {flops:.3g}")
     print(f"GPU: {spec.name}, dense {args.dtype} peak {peak / 1e12:,.1f} TFLOP/s "
           "(--gpu and --dtype to change)")
-    print(f"  source: {spec.source}")
+    # Wrapped: a notebook's output area breaks a long line anywhere, even mid-word.
+    print(textwrap.fill(f"source: {spec.source}", width=OUTPUT_WIDTH, initial_indent="  ",
+                        subsequent_indent="    "))
     print(f"{args.gpus} x {spec.name} at {args.mfu:.0%} of {peak / 1e12:.1f} TFLOP/s "
           f"(dense {args.dtype}) -> {days:.1f} days")
 
@@ -350,68 +356,138 @@ def _max_params(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         what = f"{args.optimizer} in {args.precision}"
         params = _max_parameters_zero(args.gpus, memory, stage, args.optimizer, args.precision)
     print(f"memory: {where}")
-    print(f"{per_param:g} bytes per parameter, {what} ({_ZERO_SPLITS[stage]}) -> "
-          f"{params / 1e9:.1f} B parameters, activations not counted")
+    print(f"{per_param:g} bytes per parameter, {what} ({_ZERO_SPLITS[stage]})")
+    print(f"  -> {params / 1e9:.1f} B parameters, activations not counted")
 
 
-# "Check yourself" exercises of notebook 00.
+# "Check yourself" exercises of notebook 00. Each hint is keyed by the value its mistake gives,
+# computed by making that mistake; two mistakes that give the same value share one hint.
 EXERCISES = Exercises("00")
 
+# Exercises 1 and 2: a 7B model on 2T tokens; 2 trains it on 256 A100s at MFU 0.4.
+EX_PARAMS, EX_TOKENS = 7e9, 2e12
+EX2_GPUS, EX2_GPU, EX2_MFU = 256, "A100 80GB", 0.4
+# Exercise 4: a 70B model on 1024 H100s at MFU 0.5. Exercise 5: an MFU quoted against 1979.
+EX4_PARAMS, EX4_GPUS, EX4_MFU = 70e9, 1024, 0.5
+EX5_REPORTED_MFU, EX5_QUOTED_PEAK = 0.35, 1979e12
 
-@EXERCISES.checker(1, "FLOPs to train 7B on 2T tokens")
-def _check_1(answer: float) -> Feedback:
-    return check_number(answer, training_flops(7e9, 2e12), unit="FLOPs", hints={
-        2 * 7e9 * 2e12: "that is the forward pass only (2 per parameter per token); add backward.",
-        4 * 7e9 * 2e12: "that is the backward pass only; training is forward + backward.",
-        7e9 * 2e12: "each parameter costs 6 FLOPs per token, not 1.",
+
+@EXERCISES.checker(1, "FLOPs to train 7B on 2T tokens",
+                   wants="a number of FLOPs, such as 1.23e21, within 2%")
+def _check_1(answer: object) -> Feedback:
+    n, d = EX_PARAMS, EX_TOKENS
+    return check_number(answer, training_flops(n, d), unit="FLOPs", hints={
+        FORWARD_FLOPS_PER_PARAM_TOKEN * n * d: "that is the forward pass only (2 FLOPs per "
+        "parameter per token); training adds the backward pass (4 more).",
+        BACKWARD_FLOPS_PER_PARAM_TOKEN * n * d: "that is the backward pass only (4); training "
+        "is forward + backward, 2 + 4 = 6 FLOPs per parameter per token.",
+        TRAINING_FLOPS_PER_PARAM_TOKEN / 2 * n * d: "half the FLOPs: that counts the multiplies "
+        "only. Each multiply comes with an add, and both are FLOPs: 6 per parameter per token, "
+        "not 3.",
+        n * d: "each parameter costs 6 FLOPs per token (2 forward + 4 backward), not 1.",
     })
 
 
-@EXERCISES.checker(2, "days on 256 A100s at MFU 0.4")
-def _check_2(answer: float) -> Feedback:
-    expected = training_days(7e9, 2e12, 256, gpu="A100 80GB", dtype="bf16", mfu=0.4)
-    sparse = expected / 2
-    return check_number(answer, expected, rel_tol=1e-2, unit="days", hints={
-        sparse: "you used the 'with sparsity' peak (624 TFLOP/s); the dense bf16 peak is 312.",
-        expected * 86400: "that is seconds; divide by 86400 for days.",
-        expected * 0.4: "divide by the MFU (0.4) rather than multiplying by it.",
+def _ex2_days(flops_per_param_token: float = TRAINING_FLOPS_PER_PARAM_TOKEN,
+              peak: float | None = None, mfu_factor: float = 1 / EX2_MFU,
+              seconds_per_unit: float = SECONDS_PER_DAY) -> float:
+    """Exercise 2's answer in days, or a mistaken one: each argument is a factor to get wrong."""
+    flops = flops_per_param_token * EX_PARAMS * EX_TOKENS
+    peak = peak_flops(EX2_GPU, "bf16") if peak is None else peak
+    return flops / (EX2_GPUS * peak * seconds_per_unit) * mfu_factor
+
+
+@EXERCISES.checker(2, "days on 256 A100s at MFU 0.4", wants="a number of days, within 2%")
+def _check_2(answer: object) -> Feedback:
+    expected = training_days(EX_PARAMS, EX_TOKENS, EX2_GPUS, gpu=EX2_GPU, dtype="bf16",
+                             mfu=EX2_MFU)
+    sparse_peak = gpu_by_name(EX2_GPU).sparse_flops["bf16"]
+    # Two slips halve the days: the sparse peak, and counting multiplies only (3 FLOPs).
+    return check_number(answer, expected, unit="days", hints={
+        _ex2_days(peak=sparse_peak): f"half the days: either the 'with sparsity' peak ({sparse_peak / 1e12:.0f} "
+              f"TFLOP/s) instead of the dense {peak_flops(EX2_GPU, 'bf16') / 1e12:.0f}, or 3 "
+              "FLOPs per parameter per token (multiplies only) instead of 6.",
+        _ex2_days(FORWARD_FLOPS_PER_PARAM_TOKEN): "a third of the days: that counts the forward "
+        "pass only (2 FLOPs per parameter per token); training costs 6.",
+        _ex2_days(mfu_factor=1): "that is the time at the full peak: the GPUs deliver only "
+        "MFU = 0.4 of it, so divide by 0.4.",
+        _ex2_days(mfu_factor=EX2_MFU): "you multiplied by the MFU (0.4) instead of dividing by "
+        "it: GPUs at 40% of their peak take longer than at the peak, not shorter.",
+        _ex2_days(seconds_per_unit=1): "that is in seconds; divide by 86,400 for days.",
+        _ex2_days(seconds_per_unit=3600): "that is in hours; divide by 24 for days.",
     })
 
 
-@EXERCISES.checker(3, "AdaGrad on 4 x A100 80GB")
-def _check_3(answer: float) -> Feedback:
-    per_param = bytes_per_parameter("adagrad").total
+@EXERCISES.checker(3, "AdaGrad on 4 x A100 80GB", wants="a number of parameters, within 2%")
+def _check_3(answer: object) -> Feedback:
+    adagrad = bytes_per_parameter("adagrad")
     # The chips hold 80 GiB (nvidia-smi shows 81,920 MiB on an A100 80GB): an answer that reads
     # "80 GB" as that is as right as the lecture's 80e9 bytes, and closer to the hardware.
-    if check_number(answer, max_parameters(4, 80 * GIB, per_param)) is CORRECT:
+    if check_number(answer, max_parameters(4, 80 * GIB, adagrad.total)) is CORRECT:
         return Feedback(True, "correct, reading 80 GB as the physical 80 GiB (2^30 bytes each), "
                               "which is closer to what the GPU holds. The exercise, like the "
                               "lecture, reads the datasheet's 80 GB as 80e9 bytes, about 7 % "
                               "fewer parameters; both are fine.")
     hints: dict[float, str] = {}
     for memory in (80e9, 80 * GIB):  # the same slips, under either reading of "80 GB"
-        hints[4 * memory / 16] = "16 bytes is AdamW (two moments); AdaGrad keeps one state tensor."
-        hints[4 * memory / 8] = ("AdaGrad also keeps a sum of squared gradients per parameter "
-                                 "(4 bytes).")
-    return check_number(answer, max_parameters(4, 80e9, per_param), unit="parameters",
+        hints[max_parameters(4, memory, bytes_per_parameter("adamw").total)] = (
+            "16 bytes per parameter is AdamW (two moments); AdaGrad keeps one state tensor: 12.")
+        hints[max_parameters(4, memory, adagrad.total - adagrad.optimizer_state)] = (
+            "AdaGrad also keeps a sum of squared gradients per parameter (4 more bytes).")
+        hints[max_parameters(4, memory, adagrad.weights)] = (
+            "that counts the weights only; training also holds their gradients and AdaGrad's "
+            "state: 4 + 4 + 4 bytes.")
+        hints[max_parameters(4, memory, bytes_per_parameter("adagrad", "mixed").total)] = (
+            "14 bytes is the mixed-precision recipe (an extra bf16 copy of the weights); the "
+            "exercise trains in fp32: 12 bytes.")
+        hints[max_parameters(1, memory, adagrad.total)] = (
+            "that is what one GPU holds, as with plain DDP; split over the 4 GPUs (ZeRO-3/FSDP, "
+            "as the exercise says), 4 times as many fit.")
+    return check_number(answer, max_parameters(4, 80e9, adagrad.total), unit="parameters",
                         hints=hints)
 
 
-@EXERCISES.checker(4, "tokens per second of 1024 H100s")
-def _check_4(answer: float) -> Feedback:
-    peak = peak_flops("H100 SXM", "bf16")
-    delivered = 1024 * peak * 0.5
-    return check_number(answer, delivered / (6 * 70e9), unit="tokens/s", hints={
-        delivered / (2 * 70e9): "training costs 6 FLOPs per parameter per token, not 2.",
-        2 * delivered / (6 * 70e9): f"you used the sparse peak; use the dense "
-                                    f"{peak / 1e12:.1f} TFLOP/s.",
+def _ex4_tokens_per_second(peak: float | None = None, mfu_factor: float = EX4_MFU,
+                           flops_per_param_token: float = TRAINING_FLOPS_PER_PARAM_TOKEN,
+                           gpus: int = EX4_GPUS) -> float:
+    """Exercise 4's answer in tokens/s, or a mistaken one: each argument is a factor to get wrong."""
+    peak = peak_flops("H100 SXM", "bf16") if peak is None else peak
+    return gpus * peak * mfu_factor / (flops_per_param_token * EX4_PARAMS)
+
+
+@EXERCISES.checker(4, "tokens per second of 1024 H100s",
+                   wants="a number of tokens per second, within 2%")
+def _check_4(answer: object) -> Feedback:
+    spec = gpu_by_name("H100 SXM")
+    dense, sparse = spec.dense_flops["bf16"], spec.sparse_flops["bf16"]
+    # Three slips double the answer (no MFU, the sparse peak, 3 FLOPs): one hint names all three.
+    return check_number(answer, _ex4_tokens_per_second(), unit="tokens/s", hints={
+        _ex4_tokens_per_second(mfu_factor=1): f"twice the answer: did you leave out the MFU (0.5), use the 'with sparsity' "
+               f"peak ({sparse / 1e12:.0f} TFLOP/s, not the dense {dense / 1e12:.1f}), or count "
+               "3 FLOPs per parameter per token (multiplies only) instead of 6?",
+        _ex4_tokens_per_second(mfu_factor=1 / EX4_MFU): "you divided by the MFU (0.5); the GPUs "
+        "deliver MFU x peak, so multiply by it.",
+        _ex4_tokens_per_second(flops_per_param_token=FORWARD_FLOPS_PER_PARAM_TOKEN): "that uses "
+        "2 FLOPs per parameter per token, the forward pass only; training costs 6.",
+        _ex4_tokens_per_second(flops_per_param_token=1): "each token costs 6 FLOPs per "
+        "parameter (2 forward + 4 backward), not 1.",
+        _ex4_tokens_per_second(gpus=1): "that is one GPU's tokens per second; the question asks "
+        "for all 1024 together.",
     })
 
 
-@EXERCISES.checker(5, "MFU against the dense peak")
-def _check_5(answer: float) -> Feedback:
-    return check_number(answer, 0.35 * 2, unit="fraction", hints={
-        0.35 / 2: "the dense peak is *smaller*, so the same FLOP/s is a *larger* fraction of it.",
+@EXERCISES.checker(5, "MFU against the dense peak",
+                   wants="a fraction between 0 and 1 (not a percent), within 2%")
+def _check_5(answer: object) -> Feedback:
+    dense = peak_flops("H100 SXM", "bf16")
+    achieved = EX5_REPORTED_MFU * EX5_QUOTED_PEAK  # the run's FLOP/s, from the paper's figures
+    expected = achieved / dense
+    return check_number(answer, expected, unit="fraction", hints={
+        EX5_REPORTED_MFU * dense / EX5_QUOTED_PEAK: "the dense peak is *smaller*, so the same "
+        "FLOP/s is a *larger* fraction of it.",
+        EX5_REPORTED_MFU: "that is the MFU against the sparse peak, unchanged; measured against "
+        "the dense peak (half as large) the same FLOP/s is a larger fraction.",
+        expected * 100: "that is a percent; give the MFU as a fraction between 0 and 1.",
     })
 
 

@@ -16,7 +16,7 @@ from einops import einsum
 from jaxtyping import Bool, Float, Int, Shaped, jaxtyped
 
 from lecture_utils.dtypes import _check_shape
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, check_number, wrong
+from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, Feedback, check_number, wrong
 
 # --------------------------------------------------------------------------------------------
 # Storage and strides
@@ -193,21 +193,34 @@ def draw_strides(x: Shaped[torch.Tensor, "rows cols"], name: str = "x", ax=None)
 
 EXERCISES = Exercises("01")
 
+# Exercise 1: x[2, 3, 5] of a contiguous (4, 8, 16) tensor.
+EX1_SHAPE, EX1_INDEX = (4, 8, 16), (2, 3, 5)
 
-@EXERCISES.checker(1, "storage index of x[2, 3, 5] in a contiguous (4, 8, 16) tensor")
-def _check_offset(answer) -> object:
+
+def _dot(index: Sequence[int], strides: Sequence[int]) -> int:
+    return sum(i * s for i, s in zip(index, strides))
+
+
+@EXERCISES.checker(1, "storage index of x[2, 3, 5] in a contiguous (4, 8, 16) tensor",
+                   wants="an int (a storage index, counted in elements), exactly")
+def _check_offset(answer: object) -> Feedback:
+    strides = contiguous_strides(EX1_SHAPE)  # (128, 16, 1)
+    column_major = tuple(reversed(contiguous_strides(tuple(reversed(EX1_SHAPE)))))  # (1, 4, 32)
+    swapped = (strides[1], strides[0], strides[2])  # dims 0 and 1 given each other's stride
+    itemsize = torch.empty((), dtype=torch.float32).element_size()
     return check_number(
         answer,
-        storage_index(torch.empty(4, 8, 16), (2, 3, 5)),
+        storage_index(torch.empty(EX1_SHAPE), EX1_INDEX),
         rel_tol=0,
         hints={
-            (2 * 128 + 3 * 16 + 5) * 4: "that is in bytes; strides and storage indices count "
-            "elements (multiply by 4 bytes only to get a byte address).",
-            2 + 3 + 5: "each index must be multiplied by its dimension's stride (128, 16, 1).",
-            2 * 1 + 3 * 4 + 5 * 32: "those are column-major strides (1, 4, 32); PyTorch is "
-            "row-major: the last dimension has stride 1, the first 8 * 16 = 128.",
-            2 * 16 + 3 * 128 + 5: "check which stride goes with which index: dim 0 has stride "
-            "8 * 16 = 128, dim 1 has stride 16.",
+            _dot(EX1_INDEX, strides) * itemsize: "that is in bytes; strides and storage indices "
+            "count elements (multiply by 4 bytes only to get a byte address).",
+            sum(EX1_INDEX): "each index must be multiplied by its dimension's stride "
+            "(128, 16, 1).",
+            _dot(EX1_INDEX, column_major): "those are column-major strides (1, 4, 32); PyTorch "
+            "is row-major: the last dimension has stride 1, the first 8 * 16 = 128.",
+            _dot(EX1_INDEX, swapped): "check which stride goes with which index: dim 0 has "
+            "stride 8 * 16 = 128, dim 1 has stride 16.",
         },
     )
 
@@ -229,20 +242,28 @@ _CONTIGUITY_WHY = {
 }
 
 
-@EXERCISES.checker(2, "which views are contiguous")
-def _check_contiguity(answer) -> object:
+@EXERCISES.checker(2, "which views are contiguous",
+                   wants="five booleans (True or False) in a tuple or list, in the order listed, "
+                         "all right")
+def _check_contiguity(answer: object) -> Feedback:
     x = torch.arange(24).view(4, 6)
     expected = [fn(x).is_contiguous() for fn in CONTIGUITY_VIEWS.values()]
-    answer = list(answer)
+    if not isinstance(answer, (tuple, list)):
+        return wrong(f"expected a tuple or list of {len(expected)} booleans, got a "
+                     f"{type(answer).__name__}.")
     if len(answer) != len(expected):
-        return wrong(f"give {len(expected)} booleans, one per view in the order listed.")
-    for (view, _), got, want in zip(CONTIGUITY_VIEWS.items(), answer, expected):
+        return wrong(f"give {len(expected)} booleans, one per view in the order listed; got "
+                     f"{len(answer)}.")
+    for view, got in zip(CONTIGUITY_VIEWS, answer):
         if not isinstance(got, bool):
             return wrong(f"answer True or False for each view, got {got!r} for {view}.")
-        if got != want:
-            verdict = "is" if want else "is not"
-            return wrong(f"{view} {verdict} contiguous: {_CONTIGUITY_WHY[view]}")
-    return CORRECT
+    mistakes = [(view, want) for view, got, want in zip(CONTIGUITY_VIEWS, answer, expected)
+                if got != want]
+    if not mistakes:
+        return CORRECT
+    view, want = mistakes[0]
+    more = f" ({len(mistakes)} of the 5 are wrong; this is the first.)" if len(mistakes) > 1 else ""
+    return wrong(f"{view} {'is' if want else 'is not'} contiguous: {_CONTIGUITY_WHY[view]}{more}")
 
 
 def sliding_window_mask_reference(seq_len: int, window: int) -> Bool[torch.Tensor, "seq seq"]:
@@ -254,8 +275,20 @@ def sliding_window_mask_reference(seq_len: int, window: int) -> Bool[torch.Tenso
     return mask & ~too_old
 
 
-@EXERCISES.checker(3, "a sliding-window causal mask")
-def _check_sliding_window(fn) -> object:
+def _not_a_function(fn: object, signature: str) -> Feedback | None:
+    """A verdict for an answer that is not a function, or None when it is one."""
+    if callable(fn):
+        return None
+    return wrong(f"expected the function {signature} itself (its name, no call, no quotes), got "
+                 f"a {type(fn).__name__}.")
+
+
+@EXERCISES.checker(3, "a sliding-window causal mask",
+                   wants="a function (seq_len, window) -> a (seq_len, seq_len) boolean tensor, "
+                         "exactly right for several sizes")
+def _check_sliding_window(fn: object) -> Feedback:
+    if (verdict := _not_a_function(fn, "sliding_window_mask(seq_len, window)")) is not None:
+        return verdict
     for seq_len, window in ((6, 3), (5, 1), (4, 4), (7, 2)):
         got = fn(seq_len, window)
         if got is None:
@@ -268,9 +301,11 @@ def _check_sliding_window(fn) -> object:
             return wrong("return a boolean tensor (True = may attend), not 0/1 numbers.")
         if torch.equal(got, want):
             continue
+        if torch.equal(got, ~want):
+            return wrong("your mask is inverted: True marks the keys a query *may* attend to.")
         if torch.equal(got, want.T):
             return wrong("your mask is transposed: rows are queries i, columns are keys j.")
-        if torch.equal(got, causal_mask(seq_len)) and window < seq_len:
+        if torch.equal(got, causal_mask(seq_len)):
             return wrong("that is the plain causal mask: also hide keys j <= i - window.")
         for other in (window - 1, window + 1):
             if other >= 1 and torch.equal(got, sliding_window_mask_reference(seq_len, other)):
@@ -296,23 +331,41 @@ def to_heads_reference(
     return x.view(batch, seq, num_heads, total // num_heads).transpose(1, 2)
 
 
-@EXERCISES.checker(4, "split heads with rearrange")
-def _check_to_heads(fn) -> object:
-    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2, 3, 8)
-    got = fn(x, 4)
+# Exercise 4 splits x of shape (2, 3, 8) into 4 heads of 2 features: heads and hidden differ,
+# so a mix-up of the two shows in the shape.
+EX4_SHAPE, EX4_HEADS = (2, 3, 8), 4
+
+
+@EXERCISES.checker(4, "split heads with rearrange",
+                   wants="a function (x, num_heads) -> a (batch, heads, seq, hidden) tensor of "
+                         "x's values")
+def _check_to_heads(fn: object) -> Feedback:
+    if (verdict := _not_a_function(fn, "to_heads(x, num_heads)")) is not None:
+        return verdict
+    batch, seq, total = EX4_SHAPE
+    hidden = total // EX4_HEADS
+    x = torch.arange(batch * seq * total, dtype=torch.float32).view(EX4_SHAPE)
+    got = fn(x, EX4_HEADS)
     if got is None:
         return UNANSWERED
-    want = to_heads_reference(x, 4)
     if not isinstance(got, torch.Tensor):
         return wrong(f"return a tensor, got {type(got).__name__}.")
-    if tuple(got.shape) == (2, 3, 4, 2):
+    want = to_heads_reference(x, EX4_HEADS)
+    split = x.view(batch, seq, EX4_HEADS, hidden)
+    if got.shape == split.shape and torch.equal(got, split):
         return wrong("the heads are split but still after seq: the output is "
                      "(batch, heads, seq, hidden), so heads comes before seq.")
+    # num_heads passed as the size of each head's features: rearrange(..., hidden=num_heads).
+    as_hidden = x.view(batch, seq, hidden, EX4_HEADS).transpose(1, 2)
+    if got.shape == as_hidden.shape and torch.equal(got, as_hidden):
+        return wrong(f"{hidden} heads of {EX4_HEADS} features: num_heads is the number of "
+                     "heads, so pass it as heads=num_heads.")
     if got.shape != want.shape:
-        return wrong(f"expected shape {tuple(want.shape)} for x of shape (2, 3, 8) and 4 heads, "
-                     f"got {tuple(got.shape)}.")
-    swapped = x.view(2, 3, 2, 4).permute(0, 3, 1, 2)
-    if torch.equal(got, swapped):
+        return wrong(f"expected shape {tuple(want.shape)} for x of shape {EX4_SHAPE} and "
+                     f"{EX4_HEADS} heads, got {tuple(got.shape)}.")
+    # (hidden heads) instead of (heads hidden): each head gets every 4th feature.
+    interleaved = x.view(batch, seq, hidden, EX4_HEADS).permute(0, 3, 1, 2)
+    if torch.equal(got, interleaved):
         return wrong("the split is in the wrong order: write (heads hidden), heads first, "
                      "because each head's features are neighbours in the last dimension.")
     if not torch.equal(got, want):
@@ -325,19 +378,25 @@ def _exercise_5_view(x: torch.Tensor) -> torch.Tensor:
     return x[:, 1:, ::2].transpose(0, 1)
 
 
-@EXERCISES.checker(5, "storage index through a slice, a step and a transpose")
-def _check_chained_view(answer) -> object:
+@EXERCISES.checker(5, "storage index through a slice, a step and a transpose",
+                   wants="an int (a storage index, counted in elements), exactly")
+def _check_chained_view(answer: object) -> Feedback:
     x = torch.arange(60).view(3, 4, 5)
+    index = (2, 1, 1)
     y = _exercise_5_view(x)
+    # Each mistake leaves out one step of the chain, and lands on a different storage index.
+    no_step = x[:, 1:].transpose(0, 1)
+    no_transpose = x[:, 1:, ::2]
     return check_number(
         answer,
-        storage_index(y, (2, 1, 1)),
+        storage_index(y, index),
         rel_tol=0,
         hints={
-            storage_index(y, (2, 1, 1)) - y.storage_offset(): "you forgot the storage offset: "
+            storage_index(y, index) - y.storage_offset(): "you forgot the storage offset: "
             "x[:, 1:, ...] starts one row (5 elements) into the storage.",
-            5 + 2 * 5 + 1 * 20 + 1 * 1: "the step ::2 doubles the last stride: it is 2, not 1.",
-            5 + 2 * 20 + 1 * 5 + 1 * 2: "you left out the transpose: it swaps the first two "
-            "strides, so y has strides (5, 20, 2).",
+            storage_index(no_step, index): "the step ::2 doubles the last stride: it is 2, "
+            "not 1.",
+            _dot(index, no_transpose.stride()) + no_transpose.storage_offset(): "you left out "
+            "the transpose: it swaps the first two strides, so y has strides (5, 20, 2).",
         },
     )

@@ -13,6 +13,7 @@ from lecture_utils.dtypes import (
     BitLayout,
     as_float_dtype,
     bit_layout,
+    cuda_bytes_allocated_by,
     dtype_name,
     dtype_table,
     finfo_table,
@@ -20,11 +21,15 @@ from lecture_utils.dtypes import (
     format_table,
     get_memory_usage,
     param_bytes_reference,
+    plot_bit_layouts,
+    plot_running_sums,
+    plot_spacing,
     representable_values,
     running_sum,
     smallest_subnormal,
     spacing,
     stall_value,
+    stuck_after,
     tensor_bytes,
 )
 
@@ -306,6 +311,81 @@ def test_running_sum_rejects_bad_steps():
         running_sum(0.1, 3, torch.int32)
 
 
+def test_stuck_after():
+    assert stuck_after(running_sum(0.01, 500, torch.bfloat16)) == 350
+    assert stuck_after(running_sum(0.01, 3000, torch.float16)) == 2798
+    assert stuck_after(running_sum(0.01, 100, torch.float32)) is None
+    assert stuck_after(torch.tensor([1.0, 1.0])) == 1
+    with pytest.raises(TypeError, match="history must be a 1-D tensor"):
+        stuck_after([1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+@pytest.fixture
+def close_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def test_plot_bit_layouts(close_figures):
+    fig = plot_bit_layouts(LECTURE_DTYPES)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 3 * len(LECTURE_DTYPES)  # sign, exponent, mantissa per format
+    assert [t.get_text() for t in ax.get_yticklabels()] == [dtype_name(d) for d in LECTURE_DTYPES]
+    widths = [round(p.get_width()) for p in ax.patches]
+    assert widths[:3] == [1, 8, 23] and ax.get_xlim() == (0, 32)
+    labels = {t.get_text() for t in ax.texts}
+    assert {"1", "8", "23", "5", "10", "7", "4", "3", "2"} == labels
+    with pytest.raises(TypeError, match="list of dtypes"):
+        plot_bit_layouts(torch.float32)
+
+
+def test_plot_spacing(close_figures):
+    fig = plot_spacing()
+    ax_abs, ax_rel = fig.axes
+    names = [dtype_name(d) for d in dtypes.SPACING_PLOT_DTYPES]
+    assert [line.get_label() for line in ax_abs.lines] == names
+    assert len(ax_rel.lines) == len(names)
+    assert ax_abs.get_xscale() == ax_abs.get_yscale() == "log"
+    bf16 = ax_abs.lines[names.index("bfloat16")]
+    xs, gaps = bf16.get_xdata(), bf16.get_ydata()
+    assert gaps[list(xs).index(1.0)] == 2.0**-7  # the gap above 1 is eps
+
+
+def test_plot_running_sums(close_figures):
+    sums = {d: running_sum(0.01, 3000, d) for d in (torch.bfloat16, torch.float16, torch.float32)}
+    fig = plot_running_sums(sums, 0.01)
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["bfloat16", "float16", "float32", "exact"]
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["bfloat16 stuck at 4", "float16 stuck at 32"]  # fp32 never stalls here
+    assert [a.xy for a in sorted(ax.texts, key=lambda t: t.get_text())] == [(350, 4.0),
+                                                                             (2798, 32.0)]
+    with pytest.raises(TypeError, match="sums must be a dict"):
+        plot_running_sums([], 0.01)
+
+
+def test_cuda_bytes_allocated_by_needs_a_cuda_device():
+    with pytest.raises(ValueError, match="device must be a CUDA device"):
+        cuda_bytes_allocated_by(lambda: torch.zeros(4), "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bytes_allocated_by_counts_the_allocator_blocks():
+    grown, tensor = cuda_bytes_allocated_by(lambda: torch.zeros(1024, 1024, device="cuda"),
+                                            "cuda")
+    assert grown == 4 * 2**20 and tensor.device.type == "cuda"
+    small, _ = cuda_bytes_allocated_by(lambda: torch.zeros(4, 8, device="cuda"), "cuda")
+    assert small == 512  # 128 bytes, rounded up to the allocator's 512-byte blocks
+
+
 # ---------------------------------------------------------------------------------- exercises
 
 
@@ -313,11 +393,24 @@ def _verdict(number, answer):
     return EXERCISES.feedback(number, answer)
 
 
+def sig3(x: float) -> float:
+    """`x` rounded to 3 significant figures, as a careful student writes it."""
+    return float(f"{x:.3g}")
+
+
 def test_exercise_1_activation_gib():
-    assert _verdict(1, 1.5).correct is True
-    assert "fp32" in _verdict(1, 3.0).message
-    assert "GB" in _verdict(1, 1.5 * 2**30 / 1e9).message
-    assert _verdict(1, None).correct is None
+    elements = 32 * 2048 * 12288
+    right = elements * 2 / 2**30
+    assert right == 1.5 and _verdict(1, right).correct is True
+    assert _verdict(1, sig3(right)).correct is True and _verdict(1, 1.52).correct is True
+    assert _verdict(1, 1.55).correct is False  # 3.3% off
+    assert "fp32" in _verdict(1, elements * 4 / 2**30).message
+    assert "float64" in _verdict(1, elements * 8 / 2**30).message  # Python floats are 8 bytes
+    assert "not 1" in _verdict(1, elements * 1 / 2**30).message
+    assert "counts bits" in _verdict(1, elements * 16 / 2**30).message
+    assert "in bytes" in _verdict(1, elements * 2).message
+    assert "in MiB" in _verdict(1, elements * 2 / 2**20).message
+    assert "GB (10^9 bytes) and GiB" in _verdict(1, elements * 2 / 1e9).message
 
 
 def test_exercise_2_which_formats_hold_1e8():
@@ -326,15 +419,38 @@ def test_exercise_2_which_formats_hold_1e8():
     hint = _verdict(2, [torch.float32, torch.bfloat16, torch.float16]).message
     assert "float16 rounds 1e-8 to 0" in hint
     assert "bfloat16 keeps 1e-8" in _verdict(2, [torch.float32]).message
-    assert "list of dtypes" in _verdict(2, ["nonsense"]).message
-    assert _verdict(2, None).correct is None
+    assert "exponent bits" in _verdict(2, [torch.float32]).message
+    assert "exponent bits" not in _verdict(2, [torch.bfloat16]).message  # fp32 is missing
+    # Computed over every dtype, float64 included: never the false "float64 rounds 1e-8 to 0".
+    every = [d for d in FLOAT_DTYPES if torch.tensor(1e-8, dtype=d).item() != 0]
+    assert torch.float64 in every
+    message = _verdict(2, every).message
+    assert "not among the five formats" in message and "rounds 1e-8 to 0" not in message
+    assert "float64: not among" in _verdict(2, [torch.float64, torch.float32]).message
+    assert "not a floating-point dtype" in _verdict(2, ["nonsense"]).message
+    assert "give a list, even of one" in _verdict(2, torch.float32).message
+    assert "got the text 'fp32'" in _verdict(2, "fp32").message
 
 
 def test_exercise_3_bf16_stall():
     assert _verdict(3, 0.5).correct is True
-    assert "0.01" in _verdict(3, 4.0).message
-    assert "exact sum" in _verdict(3, 10.0).message
-    assert _verdict(3, None).correct is None
+    assert _verdict(3, 0.5 + 2**-8).correct is False  # exact: the sum is a power of two
+    simulated = _brute_force_stall(0.001, torch.bfloat16)
+    assert _verdict(3, simulated).correct is True
+    for other in (_brute_force_stall(0.01, torch.bfloat16), _brute_force_stall(0.001,
+                                                                                 torch.float16)):
+        assert other == 4.0 and "0.01 stalls" in _verdict(3, other).message
+        assert "fp16 sum of 0.001" in _verdict(3, other).message
+    assert "fp32 sum stalls" in _verdict(3, stall_value(0.001, torch.float32)).message
+    # The rule misremembered: the first power of two whose whole gap exceeds the increment.
+    step = torch.tensor(0.001, dtype=torch.bfloat16).item()
+    whole_gap = next(2.0**k for k in range(-12, 8) if step <= spacing(2.0**k, torch.bfloat16))
+    assert whole_gap == 0.25 and "*half* the gap" in _verdict(3, whole_gap).message
+    exact_sum = running_sum(0.001, 10_000, torch.float32)[-1].item()
+    assert "exact (or fp32) sum" in _verdict(3, exact_sum).message
+    history = running_sum(0.001, 1000, torch.bfloat16)
+    additions = next(k for k in range(1, 1000) if history[k] == history[k - 1])
+    assert "number of additions" in _verdict(3, additions).message
 
 
 def test_exercise_4_param_bytes():
@@ -349,23 +465,80 @@ def test_exercise_4_param_bytes():
     def own_size(model, dtype):
         return sum(get_memory_usage(p) for p in model.parameters())
 
+    def count(model, dtype):
+        return sum(p.numel() for p in model.parameters())
+
+    def bits(model, dtype):
+        return count(model, dtype) * torch.finfo(dtype).bits
+
+    def always_bf16(model, dtype):
+        return count(model, dtype) * 2
+
     assert _verdict(4, solution).correct is True
     assert _verdict(4, param_bytes_reference).correct is True
     assert "biases" in _verdict(4, weights_only).message
     assert "fp32 size" in _verdict(4, own_size).message
+    assert "number of parameters" in _verdict(4, count).message
+    assert "counts bits" in _verdict(4, bits).message
+    assert "whatever the dtype" in _verdict(4, always_bf16).message  # right for bf16 only
     assert _verdict(4, lambda model, dtype: None).correct is None
-    assert _verdict(4, None).correct is None
+    assert "expected the function" in _verdict(4, "param_bytes").message
 
 
 def test_exercise_5_first_integer_bf16_misses():
-    assert _verdict(5, 257).correct is True
+    assert _verdict(5, 257).correct is True and _verdict(5, 257.0).correct is True
     assert torch.tensor(257.0, dtype=torch.bfloat16).item() != 257.0
     assert torch.tensor(256.0, dtype=torch.bfloat16).item() == 256.0
     assert "power of two" in _verdict(5, 256).message
-    assert "fp16" in _verdict(5, 2049).message
-    assert _verdict(5, None).correct is None
+
+    def first_missed(dtype, start=1):
+        n = torch.arange(start, start + 4096, dtype=torch.float64)
+        return int(n[n.to(dtype).double() != n][0])
+
+    assert first_missed(torch.bfloat16) == 257
+    assert "fp16" in _verdict(5, first_missed(torch.float16)).message
+    assert "fp32" in _verdict(5, first_missed(torch.float32, start=2**24 - 8)).message
+    assert "implicit leading 1" in _verdict(5, 2**7 + 1).message  # 7 significant bits, not 8
+
+
+@pytest.mark.parametrize("number", range(1, 6))
+def test_exercise_verdicts_on_unanswered_and_junk(number):
+    assert _verdict(number, None).correct is None
+    assert "got nan (not a number)" in _verdict(number, float("nan")).message
+    text = _verdict(number, "forty-two")
+    assert text.correct is False and ("text" in text.message or "str" in text.message)
+    wants = EXERCISES.exercises[number].wants
+    assert ("within 2%" if number == 1 else "exactly") in wants
 
 
 def test_every_exercise_has_a_checker():
     assert sorted(EXERCISES.exercises) == [1, 2, 3, 4, 5]
     assert dtypes.ACTIVATION_SHAPE == (32, 2048, 12288)
+
+
+def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
+    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
+    from lecture_utils import exercises
+
+    tables = []
+    for number, exercise in module.EXERCISES.exercises.items():
+        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
+                   number=number):
+            tables.append((number, expected, rel_tol, dict(hints or {})))
+            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
+                                          unit=unit)
+
+        monkeypatch.setattr(module, "check_number", record)
+        exercise.checker(1.2345)
+    return tables
+
+
+def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(monkeypatch):
+    tables = hint_tables(dtypes, monkeypatch)
+    assert tables
+    for number, expected, rel_tol, hints in tables:
+        values = [expected, *hints]
+        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
+        for i, a in enumerate(values):
+            for b in values[i + 1:]:
+                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)

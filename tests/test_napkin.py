@@ -10,6 +10,7 @@ import pytest
 
 from lecture_utils import napkin
 from lecture_utils.exercises import CORRECT, UNANSWERED
+from lecture_utils.hardware import lookup_gpu
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_TIME = ["train-time", "--params", "70e9", "--tokens", "15e12", "--gpus", "1024"]
@@ -68,9 +69,9 @@ def test_cli(capsys):
     assert "16 bytes per parameter, adamw in fp32" in out and "40.0 B parameters" in out
     napkin.main(["max-params", "--gpus", "8", "--zero-stage", "0"])
     out = capsys.readouterr().out
-    assert "(DDP, nothing split) -> 5.0 B parameters" in out
+    assert "(DDP, nothing split)\n  -> 5.0 B parameters" in out
     napkin.main(["max-params", "--gpus", "8", "--zero-stage", "1", "--precision", "mixed_bf16_grads"])
-    assert "(ZeRO-1, optimizer state split) -> 14.5 B" in capsys.readouterr().out
+    assert "(ZeRO-1, optimizer state split)\n  -> 14.5 B" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         napkin.main(["max-params", "--gpus", "8", "--zero-stage", "2", "--bytes-per-param", "12"])
     assert "give --optimizer and --precision" in capsys.readouterr().err
@@ -82,6 +83,19 @@ def test_cli(capsys):
     assert "8 x A100 80GB (80 GB each" in out and "12 bytes per parameter, adagrad" in out
     napkin.main(["max-params", "--gpus", "8", "--bytes-per-param", "10"])
     assert "10 bytes per parameter, given by --bytes-per-param" in capsys.readouterr().out
+
+
+def test_cli_lines_fit_a_notebook_output_area(capsys):
+    from lecture_utils.hardware import GPUS
+
+    for name, spec in GPUS.items():
+        dtype = "bf16" if "bf16" in spec.dense_flops else "fp16"
+        napkin.main([*TRAIN_TIME, "--gpu", name, "--dtype", dtype])
+        napkin.main(["max-params", "--gpus", "1024", "--gpu", name, "--optimizer", "momentum",
+                     "--precision", "mixed_bf16_grads", "--zero-stage", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 4 * len(GPUS)
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
 
 
 def test_cli_errors_are_usage_errors(capsys):
@@ -196,23 +210,133 @@ def test_train_time_answers_at_once():
     assert statistics.median(seconds) < 0.5, seconds
 
 
-def test_exercise_checkers():
-    ex = napkin.EXERCISES
-    assert ex.feedback(1, 6 * 7e9 * 2e12) is CORRECT
-    assert "forward pass only" in ex.feedback(1, 2 * 7e9 * 2e12).message
-    expected_days = 6 * 7e9 * 2e12 / (256 * 312e12 * 0.4 * 86400)
-    assert ex.feedback(2, expected_days) is CORRECT
-    assert "sparsity" in ex.feedback(2, expected_days / 2).message
-    assert ex.feedback(3, 4 * 80e9 / 12) is CORRECT
-    physical = ex.feedback(3, 4 * 80 * 2**30 / 12)  # 80 GiB: accepted, and said so
+def sig3(x: float) -> float:
+    """`x` rounded to 3 significant figures, as a careful student writes it."""
+    return float(f"{x:.3g}")
+
+
+def _feedback(number, answer):
+    return napkin.EXERCISES.feedback(number, answer)
+
+
+H100_DENSE, H100_SPARSE = 989.4e12, 1978.9e12  # bf16, from the whitepaper and datasheet
+A100_DENSE, A100_SPARSE = 312e12, 624e12
+
+
+def test_constants():
+    assert napkin.SECONDS_PER_DAY == 86_400
+    assert napkin.TRAINING_FLOPS_PER_PARAM_TOKEN == 2 + 4 == 6
+    assert napkin.PRECISIONS == ("fp32", "mixed", "mixed_bf16_grads")
+    assert lookup_gpu("H100 SXM").memory_bytes == 80e9  # the datasheet's 80 GB, read as 80e9
+
+
+def test_exercise_1_training_flops():
+    n, d = 7e9, 2e12
+    assert _feedback(1, 6 * n * d) is CORRECT and _feedback(1, sig3(6 * n * d)) is CORRECT
+    assert _feedback(1, 8.4e22) is CORRECT
+    assert "forward pass only" in _feedback(1, 2 * n * d).message
+    assert "backward pass only" in _feedback(1, 4 * n * d).message
+    multiplies = (1 + 2) * n * d  # one multiply forward, two backward per parameter and token
+    assert "multiplies only" in _feedback(1, multiplies).message
+    assert "not 1" in _feedback(1, n * d).message
+
+
+def test_exercise_2_training_days():
+    flops = 6 * 7e9 * 2e12
+    days = flops / (256 * A100_DENSE * 0.4 * 86400)
+    assert round(days, 1) == 30.4
+    for answer in (days, sig3(days), 30.0):  # "30 days" is 1.4% off: a fine napkin answer
+        assert _feedback(2, answer) is CORRECT, answer
+    assert _feedback(2, 29.5).correct is False  # 3% off
+    half = _feedback(2, flops / (256 * A100_SPARSE * 0.4 * 86400)).message
+    assert "'with sparsity' peak (624" in half and "dense 312" in half
+    multiplies_only = _feedback(2, 3 * 7e9 * 2e12 / (256 * A100_DENSE * 0.4 * 86400))
+    assert multiplies_only.message == _feedback(2, days / 2).message  # the same value, one hint
+    assert "forward pass only" in _feedback(2, 2 * 7e9 * 2e12 / (256 * A100_DENSE * 0.4 * 86400)
+                                            ).message
+    no_mfu = flops / (256 * A100_DENSE * 86400)
+    assert "full peak" in _feedback(2, no_mfu).message
+    multiplied = flops / (256 * A100_DENSE * 86400) * 0.4
+    assert "multiplied by the MFU" in _feedback(2, multiplied).message
+    assert "in seconds" in _feedback(2, days * 86400).message
+    assert "in hours" in _feedback(2, days * 24).message
+    assert "days, within 2%" in napkin.EXERCISES.exercises[2].wants
+
+
+def test_exercise_3_adagrad_parameters():
+    memory = 4 * 80e9
+    assert _feedback(3, memory / 12) is CORRECT and _feedback(3, sig3(memory / 12)) is CORRECT
+    physical = _feedback(3, 4 * 80 * 2**30 / 12)  # 80 GiB: accepted, and said so
     assert physical.correct is True and "80 GiB" in physical.message
     assert "80e9" in physical.message and "both are fine" in physical.message
-    assert "AdamW" in ex.feedback(3, 4 * 80e9 / 16).message
-    assert "AdamW" in ex.feedback(3, 4 * 80 * 2**30 / 16).message  # the same slip, in GiB
-    assert math.isclose(1024 * 989.4e12 * 0.5 / 420e9, 1.2062e6, rel_tol=1e-4)
-    assert ex.feedback(4, 1024 * 989.4e12 * 0.5 / 420e9) is CORRECT
-    assert "dense 989.4 TFLOP/s" in ex.feedback(4, 2 * 1024 * 989.4e12 * 0.5 / 420e9).message
-    assert ex.feedback(5, 0.7) is CORRECT
-    assert "larger" in ex.feedback(5, 0.175).message
-    for n in range(1, 6):
-        assert ex.feedback(n, None) is UNANSWERED
+    for gpu_memory in (80e9, 80 * 2**30):  # the same slips under either reading of 80 GB
+        total = 4 * gpu_memory
+        assert "AdamW" in _feedback(3, total / (4 + 4 + 4 + 4)).message
+        assert "sum of squared gradients" in _feedback(3, total / (4 + 4)).message
+        assert "weights only" in _feedback(3, total / 4).message
+        assert "mixed-precision" in _feedback(3, total / (4 + 2 + 4 + 4)).message
+        assert "one GPU" in _feedback(3, gpu_memory / 12).message
+
+
+def test_exercise_4_tokens_per_second():
+    delivered = 1024 * H100_DENSE * 0.5
+    right = delivered / (6 * 70e9)
+    assert math.isclose(right, 1.2062e6, rel_tol=1e-4)
+    assert _feedback(4, right) is CORRECT and _feedback(4, sig3(right)) is CORRECT
+    twice = [1024 * H100_DENSE / (6 * 70e9),  # MFU left out
+             1024 * H100_SPARSE * 0.5 / (6 * 70e9),  # the sparse peak
+             delivered / (3 * 70e9)]  # multiplies only
+    for answer in twice:
+        message = _feedback(4, answer).message
+        assert "twice the answer" in message and "MFU" in message and "sparsity" in message
+        assert "dense 989.4" in message and "multiplies only" in message
+    assert "divided by the MFU" in _feedback(4, 1024 * H100_DENSE / 0.5 / (6 * 70e9)).message
+    assert "forward pass only" in _feedback(4, delivered / (2 * 70e9)).message
+    assert "not 1" in _feedback(4, delivered / 70e9).message
+    assert "one GPU" in _feedback(4, H100_DENSE * 0.5 / (6 * 70e9)).message
+
+
+def test_exercise_5_mfu_against_the_dense_peak():
+    right = 0.35 * 1979e12 / H100_DENSE
+    assert _feedback(5, right) is CORRECT and _feedback(5, 0.7) is CORRECT
+    assert "larger" in _feedback(5, 0.35 * H100_DENSE / 1979e12).message
+    assert "unchanged" in _feedback(5, 0.35).message
+    assert "a percent" in _feedback(5, 100 * right).message
+
+
+@pytest.mark.parametrize("number", range(1, 6))
+def test_exercise_verdicts_on_unanswered_and_junk(number):
+    assert _feedback(number, None) is UNANSWERED
+    assert "got nan (not a number)" in _feedback(number, float("nan")).message
+    assert "got the text 'a lot'" in _feedback(number, "a lot").message
+    assert "expected a number" in _feedback(number, [1, 2]).message
+    wants = napkin.EXERCISES.exercises[number].wants
+    assert "within 2%" in wants
+
+
+def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
+    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
+    from lecture_utils import exercises
+
+    tables = []
+    for number, exercise in module.EXERCISES.exercises.items():
+        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
+                   number=number):
+            tables.append((number, expected, rel_tol, dict(hints or {})))
+            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
+                                          unit=unit)
+
+        monkeypatch.setattr(module, "check_number", record)
+        exercise.checker(1.2345)
+    return tables
+
+
+def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(monkeypatch):
+    tables = hint_tables(napkin, monkeypatch)
+    assert tables
+    for number, expected, rel_tol, hints in tables:
+        values = [expected, *hints]
+        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
+        for i, a in enumerate(values):
+            for b in values[i + 1:]:
+                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)

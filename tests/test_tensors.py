@@ -1,6 +1,7 @@
 """Tests for lecture_utils.tensors (notebook 01)."""
 
 import itertools
+import math
 
 import matplotlib
 import pytest
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from lecture_utils import tensors as tensors_module
 from lecture_utils.tensors import (
     EXERCISES,
     attention_scores,
@@ -173,34 +175,51 @@ def _message(number, answer):
 
 
 def test_exercise_1():
-    assert _message(1, 2 * 128 + 3 * 16 + 5).correct is True
-    assert "bytes" in _message(1, (2 * 128 + 3 * 16 + 5) * 4).message
-    assert "column-major" in _message(1, 2 + 12 + 160).message
-    assert "multiplied by its dimension's stride" in _message(1, 10).message
-    assert _message(1, None).correct is None
+    strides = (8 * 16, 16, 1)  # row-major strides of (4, 8, 16), worked out by hand
+    right = 2 * strides[0] + 3 * strides[1] + 5 * strides[2]
+    assert right == 309 and _message(1, right).correct is True
+    assert _message(1, 309.0).correct is True and _message(1, 310).correct is False  # exact
+    assert "bytes" in _message(1, right * torch.zeros((), dtype=torch.float32).element_size()
+                                ).message
+    assert "multiplied by its dimension's stride" in _message(1, 2 + 3 + 5).message
+    column_major = (1, 4, 4 * 8)  # the first dimension moves by 1
+    assert "column-major" in _message(1, 2 * column_major[0] + 3 * column_major[1]
+                                      + 5 * column_major[2]).message
+    assert "which stride goes with which index" in _message(1, 2 * 16 + 3 * 128 + 5).message
 
 
 def test_exercise_2():
     assert _message(2, (True, False, True, False, False)).correct is True
+    assert _message(2, [True, False, True, False, False]).correct is True
     verdict = _message(2, (True, False, True, False, True))
-    assert verdict.correct is False and "x.t()" in verdict.message
+    assert verdict.correct is False and "x.t() is not contiguous" in verdict.message
     assert "rows have gaps" in _message(2, (True, True, True, False, False)).message
+    assert "x[1:3] is contiguous" in _message(2, (False, False, True, False, False)).message
+    two_wrong = _message(2, (False, True, True, False, False)).message
+    assert "x[1:3] is contiguous" in two_wrong and "2 of the 5 are wrong" in two_wrong
     assert "give 5 booleans" in _message(2, (True,)).message
-    assert _message(2, None).correct is None
+    assert "True or False" in _message(2, (1, 0, 1, 0, 0)).message
+    assert "a tuple or list of 5 booleans, got a str" in _message(2, "TFTFF").message
+
+
+def _solution_3(n, w):
+    ones = torch.ones(n, n, dtype=torch.bool)
+    return ones.tril() & ~ones.tril(diagonal=-w)
 
 
 def test_exercise_3():
-    def solution(n, w):
-        ones = torch.ones(n, n, dtype=torch.bool)
-        return ones.tril() & ~ones.tril(diagonal=-w)
-
-    assert _message(3, solution).correct is True
+    assert _message(3, _solution_3).correct is True
     assert "plain causal mask" in _message(3, lambda n, w: causal_mask(n)).message
-    assert "transposed" in _message(3, lambda n, w: solution(n, w).T).message
-    assert "off by one" in _message(3, lambda n, w: solution(n, w + 1)).message
-    assert "boolean" in _message(3, lambda n, w: solution(n, w).int()).message
-    assert _message(3, lambda n, w: None).correct is None
-    assert _message(3, None).correct is None
+    assert "transposed" in _message(3, lambda n, w: _solution_3(n, w).T).message
+    assert "inverted" in _message(3, lambda n, w: ~_solution_3(n, w)).message
+    assert "yours sees 4" in _message(3, lambda n, w: _solution_3(n, w + 1)).message
+    # tril(diagonal=-window + 1) hides one key too many: each query sees window - 1.
+    def one_short(n, w):
+        ones = torch.ones(n, n, dtype=torch.bool)
+        return ones.tril() & ~ones.tril(diagonal=-w + 1)
+
+    assert "yours sees 2" in _message(3, one_short).message
+    assert "boolean" in _message(3, lambda n, w: _solution_3(n, w).int()).message
 
 
 def test_exercise_4():
@@ -212,12 +231,63 @@ def test_exercise_4():
         4, lambda x, h: rearrange(x, "b s (h d) -> b s h d", h=h)).message
     assert "wrong order" in _message(
         4, lambda x, h: rearrange(x, "b s (d h) -> b h s d", h=h)).message
-    assert _message(4, lambda x, h: None).correct is None
+    assert "pass it as heads=num_heads" in _message(
+        4, lambda x, h: rearrange(x, "b s (h d) -> b h s d", d=h)).message
+    assert "expected shape (2, 4, 3, 2)" in _message(4, lambda x, h: x.unsqueeze(1)).message
+    assert "return a tensor" in _message(4, lambda x, h: x.tolist()).message
 
 
 def test_exercise_5():
-    assert _message(5, 37).correct is True
-    assert "storage offset" in _message(5, 32).message
-    assert "::2" in _message(5, 36).message
-    assert "transpose" in _message(5, 52).message
-    assert _message(5, None).correct is None
+    x = torch.arange(60).view(3, 4, 5)
+    y = x[:, 1:, ::2].transpose(0, 1)
+    assert _message(5, int(y[2, 1, 1])).correct is True and int(y[2, 1, 1]) == 37
+    assert "storage offset" in _message(5, 37 - 5).message
+    no_step = x[:, 1:].transpose(0, 1)
+    assert "::2" in _message(5, int(no_step[2, 1, 1])).message
+    no_transpose = x[:, 1:, ::2]
+    assert "transpose" in _message(5, int(no_transpose[2, 1, 1])).message
+
+
+@pytest.mark.parametrize("number", range(1, 6))
+def test_exercise_verdicts_on_unanswered_and_junk(number):
+    assert _message(number, None).correct is None
+    assert "got nan (not a number)" in _message(number, float("nan")).message
+    text = _message(number, "forty-two")
+    assert text.correct is False and ("str" in text.message or "text" in text.message)
+    assert "raised" not in text.message
+    assert EXERCISES.exercises[number].wants
+
+
+def test_function_stubs_are_not_answered_yet():
+    assert _message(3, lambda n, w: None).correct is None
+    assert _message(4, lambda x, h: None).correct is None
+    assert "expected the function" in _message(3, "sliding_window_mask").message
+    assert "exactly" in EXERCISES.exercises[1].wants and "exactly" in EXERCISES.exercises[5].wants
+
+
+def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
+    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
+    from lecture_utils import exercises
+
+    tables = []
+    for number, exercise in module.EXERCISES.exercises.items():
+        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
+                   number=number):
+            tables.append((number, expected, rel_tol, dict(hints or {})))
+            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
+                                          unit=unit)
+
+        monkeypatch.setattr(module, "check_number", record)
+        exercise.checker(1.2345)
+    return tables
+
+
+def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(monkeypatch):
+    tables = hint_tables(tensors_module, monkeypatch)
+    assert tables
+    for number, expected, rel_tol, hints in tables:
+        values = [expected, *hints]
+        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
+        for i, a in enumerate(values):
+            for b in values[i + 1:]:
+                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)
