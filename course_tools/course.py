@@ -537,8 +537,9 @@ def main(argv: list[str] | None = None) -> None:
         for path in written:
             print(f"wrote {path}")
         for path in kept:
-            print(f"kept {path}: it has been edited or run since it was written, so it holds "
-                  "your work. For a fresh copy, rename or move it, then run make student again.")
+            print(f"kept {path}: it may hold your work (edited, run or saved since make student "
+                  "wrote it, or written by an older version). For a fresh copy, rename or move "
+                  "it, then run make student again.")
 
 
 if __name__ == "__main__":

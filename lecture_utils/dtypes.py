@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 from jaxtyping import Float, Shaped
 
-from lecture_utils.exercises import CORRECT, UNANSWERED, Exercises, Feedback, check_number, wrong
+from lecture_utils.exercises import (
+    CORRECT,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    as_number,
+    check_number,
+    wrong,
+)
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with this module
     from matplotlib.figure import Figure
@@ -536,7 +544,7 @@ _FORMATS_TEXT = "fp32, fp16, bf16, e4m3fn and e5m2"
 def _check_holds_1e8(answer: object) -> Feedback:
     if isinstance(answer, torch.dtype):
         return wrong(f"got one dtype, {answer}: give a list, even of one: [{answer}].")
-    if isinstance(answer, str) or not isinstance(answer, Iterable):
+    if isinstance(answer, (str, torch.Tensor)) or not isinstance(answer, Iterable):
         shown = f"the text {answer!r}" if isinstance(answer, str) else \
             f"an answer of type {type(answer).__name__}"
         return wrong(f"expected a list of dtypes such as [torch.float32], got {shown}.")
@@ -632,6 +640,10 @@ def _check_param_bytes(fn: object) -> Feedback:
         if got is None:
             return UNANSWERED
         expected = param_bytes_reference(model, dtype)
+        value = as_number(got, "bytes")
+        if isinstance(value, Feedback):
+            return wrong(f"your function returned {got!r}: return one number, the bytes.")
+        got = value
         if got == expected:
             continue
         count = sum(p.numel() for p in model.parameters())

@@ -61,6 +61,8 @@ def difference_text(value: float, expected: float) -> str:
     ratio = value / expected
     if ratio < 0:
         return "the sign is wrong"
+    if ratio == 0 or not math.isfinite(ratio):  # so far off that the ratio under- or overflows
+        return f"far too {'small' if ratio == 0 else 'large'}"
     if 0.5 <= ratio <= 2:
         percent = abs(ratio - 1) * 100
         shown = f"{percent:.2g}" if percent < 10 else f"{percent:.0f}"
@@ -119,7 +121,7 @@ def check_number(
                          (1e9 / 2**30, "GiB (2^30 bytes) and GB (10^9 bytes)")):
         if math.isclose(ratio, factor, rel_tol=1e-3):
             return wrong(f"{difference_text(value, expected)}: mixing up {slip}?")
-    if math.isfinite(ratio):  # a ratio that overflows or underflows says nothing
+    if ratio and math.isfinite(ratio):  # a ratio that overflows or underflows says nothing
         exponent = round(math.log10(abs(ratio)))
         if exponent and math.isclose(abs(ratio), 10.0**exponent, rel_tol=1e-3):
             return wrong(f"off by a factor of 10^{exponent}: check your units{in_unit}.")
@@ -133,9 +135,9 @@ def check_count(
 ) -> Feedback:
     """Check a count that must be exact (parameters, bytes, windows); hints match exactly.
 
-    check_number matches a hint within 0.1%, so a count one term short (a head of D parameters
-    among 10^8), or two slips 0.1% apart (262,144 and 262,400), would get the wrong hint for a
-    rounded answer; here only the slip itself does.
+    check_number matches a hint within the answer's tolerance (2% by default), so a count one
+    term short (a head of D parameters among 10^8), or two slips 0.1% apart (262,144 and
+    262,400), would get the wrong hint for a rounded answer; here only the slip itself does.
     """
     value = as_number(answer, unit)
     if isinstance(value, Feedback):

@@ -323,11 +323,13 @@ def compare_timings(name_a: str, a: Timing, name_b: str, b: Timing) -> str:
     printed numbers always reaches the same conclusion.
     """
     ratio = a.median / b.median if b.median else math.inf
+    times = max(ratio, 1 / ratio) if ratio else math.inf  # >= 1: how many times apart
+    # Three decimals near 1, so two medians 0.4% apart never read "1.00x faster".
+    shown = f"{times:.3f}" if times < 1.1 else f"{times:.2f}"
     if _as_printed(a.low) <= _as_printed(b.high) and _as_printed(b.low) <= _as_printed(a.high):
-        return (f"{name_a} and {name_b} agree within their spread "
-                f"(medians {ratio:.2f}x apart)")
-    faster, slower, times = (name_a, name_b, 1 / ratio) if ratio < 1 else (name_b, name_a, ratio)
-    return f"{faster} is {times:.2f}x faster than {slower} (their spreads do not overlap)"
+        return f"{name_a} and {name_b} agree within their spread (medians {shown}x apart)"
+    faster, slower = (name_a, name_b) if ratio < 1 else (name_b, name_a)
+    return f"{faster} is {shown}x faster than {slower} (their spreads do not overlap)"
 
 
 def time_without_and_with_sync(
@@ -920,7 +922,7 @@ EXERCISE_5_SLIPS: tuple[tuple[Callable[[int, int, int, int], float], str], ...] 
 
 
 @EXERCISES.checker(5, "arithmetic intensity of any matmul",
-                   wants="a function (m, n, k, dtype_bytes) -> FLOP/byte, exact up to rounding")
+                   wants="a function (m, n, k, dtype_bytes) -> FLOP/byte, within 0.0001% (float32 rounding is fine)")
 def _check_matmul_intensity(fn: Any) -> Feedback:
     if not callable(fn):
         return wrong("pass your function itself, e.g. EXERCISES.check(5, matmul_intensity).")
@@ -937,10 +939,11 @@ def _check_matmul_intensity(fn: Any) -> Feedback:
             return wrong(f"for (m, n, k, dtype_bytes) = {case} your function returned {got!r}: "
                          "return one number, the FLOP/byte.")
         expected = _reference_matmul_intensity(*case)
-        if math.isclose(value, expected, rel_tol=1e-9):
+        # 1e-6: a right formula computed in float32 (numpy, torch) is off by ~1e-7.
+        if math.isclose(value, expected, rel_tol=1e-6):
             continue
         for slip, hint in EXERCISE_5_SLIPS:
-            if math.isclose(value, slip(*case), rel_tol=1e-9):
+            if math.isclose(value, slip(*case), rel_tol=1e-6):
                 return wrong(f"for (m, n, k, dtype_bytes) = {case} {hint}")
         return wrong(f"for (m, n, k, dtype_bytes) = {case} you return {value:.6g}, expected "
                      f"{expected:.6g}: bytes moved are (m*n + n*k + m*k) elements, each read or "

@@ -467,12 +467,15 @@ def test_timing_summary_and_a_conclusion_computed_from_it():
     assert compare_timings("a", fast, "b", slow).startswith("a is 2.77x faster than b")
     assert compare_timings("b", slow, "a", fast).startswith("a is 2.77x faster than b")
     assert compare_timings("a", fast, "a again", fast) == \
-        "a and a again agree within their spread (medians 1.00x apart)"
-    assert "(medians 0.50x apart)" in compare_timings("a", Timing((1.0, 1.0, 3.0)), "b",
+        "a and a again agree within their spread (medians 1.000x apart)"
+    assert "(medians 2.00x apart)" in compare_timings("a", Timing((1.0, 1.0, 3.0)), "b",
                                                        Timing((2.0, 2.0, 2.0)))
     # Spreads that do not overlap only beyond the 3 printed figures agree, as a reader sees them.
     almost = Timing((1.2346e-3, 1.25e-3, 1.26e-3))
     assert "agree" in compare_timings("a", Timing((1.2e-3, 1.22e-3, 1.2344e-3)), "b", almost)
+    # Medians 0.5% apart with spreads apart: three decimals, never "1.00x faster".
+    assert compare_timings("a", Timing((1.23e-3,) * 5), "b", Timing((1.236e-3,) * 5)) == \
+        "a is 1.005x faster than b (their spreads do not overlap)"
     with pytest.raises(ValueError, match="times must be"):
         Timing(())
 
