@@ -23,7 +23,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -294,9 +294,10 @@ def run_on_ranks(
     if method == "forkserver":
         multiprocessing.set_forkserver_preload(_PRELOAD)
     workdir = Path(tempfile.mkdtemp(prefix="course-ranks-"))
-    # A collective gives up a little before the whole run does, so a hang is reported by the
-    # collective that hung (gloo names it), not only by the clock.
-    collective_timeout = 0.75 * timeout
+    # A collective gives up before the whole run does, so a hang is reported by the collective
+    # that hung (gloo names it), not only by the clock: a second before (halfway through a run
+    # shorter than 2 s), which leaves the ranks time to start, join and report.
+    collective_timeout = max(timeout - 1.0, timeout / 2)
     context = None
     # torch logs each rank it terminates after a failure; the error we raise says it all.
     spawn_log = logging.getLogger("torch.multiprocessing.spawn")
@@ -316,6 +317,8 @@ def run_on_ranks(
         deadline = time.monotonic() + timeout
         while not _all_exited(context.processes, fn, workdir):
             if time.monotonic() > deadline:
+                if any(workdir.glob("rank*.error")):  # a rank gave up, but has not exited yet
+                    raise _first_failure(fn, [p.exitcode for p in context.processes], workdir)
                 stuck = [r for r, p in enumerate(context.processes) if p.is_alive()]
                 raise DistributedRunError(
                     f"{fn.__name__} on {world_size} ranks did not finish within {timeout:g} s: "
@@ -332,12 +335,35 @@ def run_on_ranks(
 
 
 def prepare_workers() -> None:
-    """Start the fork server now, so that its imports overlap with other work (Linux only)."""
+    """Start the fork server now, so that its imports overlap with other work (Linux only).
+
+    Notebook 11 starts it itself, with the same modules, before it imports torch: importing
+    this module imports torch first.
+    """
     if default_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         multiprocessing.set_forkserver_preload(_PRELOAD)
         forkserver.ensure_running()  # returns at once; the server imports in the background
+
+
+def stop_workers() -> None:
+    """Stop the fork server and multiprocessing's resource tracker; run_on_ranks restarts them.
+
+    Both live until the program that started them exits. A Jupyter kernel, asked to shut down,
+    first terminates its child processes and waits for them to go; the resource tracker ignores
+    SIGTERM, so the kernel waits seconds before it is killed. Stopping them first avoids that.
+    """
+    if os.name != "posix":  # Windows has neither
+        return
+    from multiprocessing import forkserver, resource_tracker
+
+    server = forkserver._forkserver
+    if server._forkserver_pid is not None:
+        # SIGTERM ends it at once; asked politely, it would spend a second unloading torch.
+        os.kill(server._forkserver_pid, signal.SIGTERM)
+    server._stop()  # first: it holds the tracker's pipe open too
+    resource_tracker._resource_tracker._stop()
 
 
 def all_reduce_rank_ids(
@@ -427,6 +453,10 @@ def _rank_main(rank: int, fn: Callable[..., Any], world_size: int, workdir: str,
                                 world_size=world_size,
                                 timeout=timedelta(seconds=collective_timeout))
         joined = True
+        # Every rank finishes joining before any runs fn. Otherwise a rank that fails at once
+        # closes its sockets while another is still connecting: that one then fails inside
+        # init_process_group, and gloo logs it on stderr, instead of waiting in a collective.
+        dist.barrier()
         result = fn(rank, world_size, *args)
         partial = Path(workdir) / f".rank{rank}.pt.partial"
         torch.save(result, partial)  # inside the try: an unpicklable result is this rank's error
@@ -524,6 +554,7 @@ def payload_by_kind(calls: Iterable[Collective]) -> dict[tuple[str, str], int]:
 # ---------------------------------------------------------------------------------------------
 
 STRATEGIES = ("ddp", "zero1", "fsdp", "fsdp_keep_gathered")
+SINGLE_PROCESS = "single_process"  # the reference: one process trains on the whole batch
 
 
 @dataclass(frozen=True)
@@ -603,8 +634,14 @@ def train_on_rank(
     """One rank's side of data-parallel training with each strategy in turn; what it measured.
 
     Run it with run_on_ranks. One group trains every strategy, so the ranks start only once.
+    Rank 0 then trains the model alone on the whole batch too: the reference (SINGLE_PROCESS).
     """
-    return {s: _train_one_strategy(rank, world_size, s, config) for s in strategies}
+    results = {s: _train_one_strategy(rank, world_size, s, config) for s in strategies}
+    if rank == 0:
+        # Here, not in the caller: a process's first optimizer imports torch._dynamo, a second's
+        # work that the ranks' fork server has done once for all of them.
+        results[SINGLE_PROCESS] = {"final_weights": train_single_process(config)}
+    return results
 
 
 def _train_one_strategy(rank: int, world_size: int, strategy: str, config: TrainConfig) -> dict:
@@ -684,6 +721,7 @@ class StrategyRun:
     num_parameters: int
     ranks: list[dict]
     max_weight_difference: float  # max |w_distributed - w_single_process| over all weights
+    reference: list[torch.Tensor] = field(default_factory=list)  # w_single_process
 
     def collectives(self, rank: int = 0) -> list[Collective]:
         """The collectives `rank` called in the last training step."""
@@ -704,8 +742,8 @@ def measure_strategies(
     unknown = [s for s in strategies if s not in STRATEGIES]
     if isinstance(strategies, str) or unknown or not strategies:
         raise ValueError(f"strategies must be a non-empty list of {STRATEGIES}, got {strategies!r}")
-    reference = train_single_process(config)
     ranks = run_on_ranks(train_on_rank, world_size, list(strategies), config, timeout=timeout)
+    reference = ranks[0][SINGLE_PROCESS]["final_weights"]
     runs = {}
     for strategy in strategies:
         measured = [r[strategy] for r in ranks]
@@ -713,7 +751,7 @@ def measure_strategies(
                          for a, b in zip(measured[0]["final_weights"], reference, strict=True))
         runs[strategy] = StrategyRun(strategy, world_size,
                                      cruncher_num_parameters(config.dim, config.num_layers),
-                                     measured, difference)
+                                     measured, difference, reference)
     return runs
 
 
@@ -769,10 +807,10 @@ def _check_runs(runs: Any) -> None:
 
 
 def _check_links(links: Any) -> None:
-    if isinstance(links, str) or not isinstance(links, Sequence) or not links:
+    if (isinstance(links, str) or not isinstance(links, Sequence) or not links
+            or not all(isinstance(link, (str, LinkSpec)) for link in links)):
         raise TypeError(f"links must be a non-empty list of link names such as "
                         f"['NVLink 4'], got {links!r}")
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,28 +873,63 @@ def format_collectives(runs: dict[str, StrategyRun]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class StageStepTimes:
+    """One ZeRO stage in a step-time comparison: its bytes, and its step's time on each link."""
+
+    stage: int
+    memory: float  # bytes of training state per GPU (activations excluded)
+    sent: float  # bytes each GPU sends per step (ring collectives)
+    times: dict[str, StepTime]  # by link name
+
+    @property
+    def compute(self) -> float:
+        """Seconds of compute per step, the same on every link."""
+        return sum(next(iter(self.times.values())).compute.values())
+
+
+def stage_step_times(
+    num_parameters: float,
+    tokens_per_gpu: float,
+    num_gpus: int,
+    links: Sequence[str | LinkSpec] = ("NVLink 4", "InfiniBand NDR"),
+    gpu: str | GPUSpec = "H100 SXM",
+    mfu: float = 0.5,
+    precision: str = "mixed_bf16_grads",
+) -> list[StageStepTimes]:
+    """Each ZeRO stage's bytes per GPU, bytes sent, and step time on each of `links` (AdamW)."""
+    _check_links(links)
+    specs = [link if isinstance(link, LinkSpec) else lookup_link(link) for link in links]
+    return [StageStepTimes(
+        stage,
+        bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total,
+        communication_bytes_per_gpu(num_parameters, num_gpus, stage, precision),
+        {spec.name: step_time(num_parameters, tokens_per_gpu, num_gpus, stage, spec, gpu, mfu,
+                              precision) for spec in specs},
+    ) for stage in ZERO_STAGES]
+
+
 def format_step_times(
     num_parameters: float,
     tokens_per_gpu: float,
     num_gpus: int,
-    links: Sequence[str] = ("NVLink 4", "InfiniBand NDR"),
-    gpu: str = "H100 SXM",
+    links: Sequence[str | LinkSpec] = ("NVLink 4", "InfiniBand NDR"),
+    gpu: str | GPUSpec = "H100 SXM",
     mfu: float = 0.5,
     precision: str = "mixed_bf16_grads",
 ) -> str:
     """Per stage: memory per GPU, bytes sent per step, and seconds of compute vs communication."""
-    _check_links(links)
+    rows = stage_step_times(num_parameters, tokens_per_gpu, num_gpus, links, gpu, mfu, precision)
+    names = list(rows[0].times)
+    widths = [max(len(name), 15) for name in names]  # a cell is "0.62 s (0.00 s)"
     lines = [f"{'stage':>13} | {'GB/GPU':>6} | {'sent':>6} | {'compute':>7} | "
-             + " | ".join(f"{link:>17}" for link in links)]
-    for stage in ZERO_STAGES:
-        memory = bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
-        sent = communication_bytes_per_gpu(num_parameters, num_gpus, stage, precision)
-        times = [step_time(num_parameters, tokens_per_gpu, num_gpus, stage, link, gpu, mfu,
-                           precision) for link in links]
-        cells = [f"{sum(t.communication.values()):.2f} s ({t.exposed:.2f} s)" for t in times]
-        lines.append(f"{STAGE_NAMES[stage]:>13} | {memory / GB:6.1f} | {sent / GB:3.0f} GB | "
-                     f"{sum(times[0].compute.values()):5.2f} s | "
-                     + " | ".join(f"{c:>17}" for c in cells))
+             + " | ".join(f"{name:>{w}}" for name, w in zip(names, widths, strict=True))]
+    for row in rows:
+        cells = [f"{sum(t.communication.values()):.2f} s ({t.exposed:.2f} s)"
+                 for t in row.times.values()]
+        lines.append(f"{STAGE_NAMES[row.stage]:>13} | {row.memory / GB:6.1f} | "
+                     f"{row.sent / GB:3.0f} GB | {row.compute:5.2f} s | "
+                     + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
     lines.append("(communication seconds per step, and in brackets those no compute hides)")
     return "\n".join(lines)
 
@@ -893,36 +966,31 @@ def plot_step_times(
     num_parameters: float,
     tokens_per_gpu: float,
     num_gpus: int,
-    links: Sequence[str] = ("NVLink 4", "InfiniBand NDR"),
-    gpu: str = "H100 SXM",
+    links: Sequence[str | LinkSpec] = ("NVLink 4", "InfiniBand NDR"),
+    gpu: str | GPUSpec = "H100 SXM",
     mfu: float = 0.5,
     precision: str = "mixed_bf16_grads",
 ) -> Any:
     """Figure: each stage's step time on each link, compute and exposed communication stacked."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    _check_links(links)
+    rows = stage_step_times(num_parameters, tokens_per_gpu, num_gpus, links, gpu, mfu, precision)
     memory = (gpu if isinstance(gpu, GPUSpec) else lookup_gpu(gpu)).memory_bytes
+    names = [STAGE_NAMES[row.stage] for row in rows]
+    compute = [row.compute for row in rows]
+    # A run whose training state does not fit could not start: hatch its bar.
+    too_big = [c if row.memory > memory else 0 for c, row in zip(compute, rows, strict=True)]
     fig, axes = plt.subplots(1, len(links), figsize=(10, 3.8), sharex=True, sharey=True)
     axes = np.atleast_1d(axes)
-    for ax, link in zip(axes, links, strict=True):
-        times = [step_time(num_parameters, tokens_per_gpu, num_gpus, stage, link, gpu, mfu,
-                           precision) for stage in ZERO_STAGES]
-        names = [STAGE_NAMES[stage] for stage in ZERO_STAGES]
-        compute = [sum(t.compute.values()) for t in times]
+    for ax, link in zip(axes, rows[0].times, strict=True):
         ax.barh(names, compute, color="#0072B2", label="compute")
-        ax.barh(names, [t.exposed for t in times], left=compute, color="#D55E00",
+        ax.barh(names, [row.times[link].exposed for row in rows], left=compute, color="#D55E00",
                 label="communication not hidden")
-        # A run whose training state does not fit could not start: hatch its bar.
-        too_big = [bytes_per_gpu(num_parameters, num_gpus, stage, "adamw", precision).total
-                   > memory for stage in ZERO_STAGES]
-        ax.barh(names, [c if big else 0 for c, big in zip(compute, too_big, strict=True)],
-                color="none", edgecolor="white", hatch="//", linewidth=0,
+        ax.barh(names, too_big, color="none", edgecolor="white", hatch="//", linewidth=0,
                 label=f"training state does not fit in {memory / GB:g} GB")
         ax.set(title=f"over {link}", xlabel="seconds per step")
     axes[0].invert_yaxis()  # the axes share y: invert once, so DDP is on top
-    from matplotlib.patches import Patch
-
     handles, labels = axes[0].get_legend_handles_labels()
     handles[-1] = Patch(facecolor="#0072B2", edgecolor="white", hatch="//")  # visible in the key
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10)
@@ -938,13 +1006,19 @@ def plot_step_times(
 
 EXERCISES = Exercises("11")
 
+# Exercises 3 to 5 share one setup: DDP, a 7B model, bf16 gradients, 8 GPUs, one InfiniBand NDR
+# card (50 GB/s) per GPU, H100s at MFU 0.5.
+_GRADIENT_BYTES = 7e9 * 2
+_SENT = ring_bytes_per_gpu("all_reduce", _GRADIENT_BYTES, 8)
 
-@EXERCISES.checker(1, "GB per GPU: 13B, AdamW fp32, 16 GPUs, ZeRO-2")
-def _check_1(answer: float) -> Feedback:
+
+@EXERCISES.checker(1, "GB per GPU: 13B, AdamW fp32, 16 GPUs, ZeRO-2",
+                   wants="a number of GB per GPU (1 GB = 1e9 bytes), within 2%")
+def _check_1(answer: Any) -> Feedback:
     def gb(stage: int) -> float:
         return bytes_per_gpu(13e9, 16, stage).total / GB
 
-    return check_number(answer, gb(2), rel_tol=5e-3, unit="GB", hints={
+    return check_number(answer, gb(2), unit="GB", hints={
         gb(0): "that is plain DDP: ZeRO-2 splits the gradients and the optimizer state.",
         gb(1): "that is ZeRO-1: stage 2 splits the gradients too.",
         gb(3): "that is ZeRO-3: at stage 2 every GPU still holds all the fp32 weights.",
@@ -952,12 +1026,14 @@ def _check_1(answer: float) -> Feedback:
     })
 
 
-@EXERCISES.checker(2, "largest model: 8 x 80 GB, ZeRO-2, bf16 recipe")
-def _check_2(answer: float) -> Feedback:
+@EXERCISES.checker(2, "largest model: 8 x 80 GB, ZeRO-2, bf16 recipe",
+                   wants="a number of parameters (e.g. 1.23e10), within 2%")
+def _check_2(answer: Any) -> Feedback:
     def fits(stage: int, precision: str = "mixed_bf16_grads") -> float:
         return max_parameters_sharded(8, 80 * GB, stage, "adamw", precision)
 
-    return check_number(answer, fits(2), rel_tol=5e-3, unit="parameters", hints={
+    return check_number(answer, fits(2), unit="parameters", hints={
+        # ZeRO-1 of the bf16 recipe and ZeRO-2 in fp32 both keep 5.5 bytes per parameter.
         fits(1): "that is ZeRO-1 here (or ZeRO-2 in fp32): stage 2 splits the bf16 gradients too.",
         fits(2, "mixed"): "that is the recipe with fp32 gradients; here they are bf16, 2 bytes.",
         80 * GB / (4 + 2 + (2 + 8) / 8): "the fp32 master weights are read only by the "
@@ -967,41 +1043,63 @@ def _check_2(answer: float) -> Feedback:
     })
 
 
-@EXERCISES.checker(3, "bytes each GPU sends: DDP, 7B, bf16 gradients, 8 GPUs")
-def _check_3(answer: float) -> Feedback:
-    payload = 7e9 * 2
-    expected = ring_bytes_per_gpu("all_reduce", payload, 8)
-    return check_number(answer, expected, rel_tol=5e-3, unit="bytes", hints={
-        payload: "that is the gradients' size; a ring all-reduce sends 2 (N-1)/N times it.",
-        2 * payload: "that is twice the bf16 gradients (or the fp32 gradients' size): a ring "
-                     "all-reduce sends 2 (N-1)/N times the 2-byte gradients.",
-        expected / 2: "that is a reduce-scatter alone; an all-reduce adds an all-gather.",
-        2 * expected: "the gradients are bf16: 2 bytes each, not 4.",
+@EXERCISES.checker(3, "bytes each GPU sends: DDP, 7B, bf16 gradients, 8 GPUs",
+                   wants="a number of bytes per GPU, within 2%")
+def _check_3(answer: Any) -> Feedback:
+    return check_number(answer, _SENT, unit="bytes", hints={
+        _GRADIENT_BYTES: "that is the gradients' size; a ring all-reduce sends 2 (N-1)/N times it.",
+        # Twice the bf16 gradients: the ring's factor without its (N-1)/N, or fp32's 4 bytes.
+        2 * _GRADIENT_BYTES: "that is 2 x the bf16 gradients (or the fp32 gradients' size): a "
+                             "ring of 8 sends 2 (N-1)/N = 1.75 times the 2-byte gradients.",
+        _SENT / 2: "that is a reduce-scatter alone; an all-reduce adds an all-gather.",
+        _SENT * 2: "the gradients are bf16: 2 bytes each, not 4.",
+        _SENT * 8: "that is in bits; the question asks for bytes.",
     })
 
 
-@EXERCISES.checker(4, "seconds for it over InfiniBand NDR")
-def _check_4(answer: float) -> Feedback:
-    sent = ring_bytes_per_gpu("all_reduce", 7e9 * 2, 8)
-    expected = communication_seconds(sent, "InfiniBand NDR")
-    return check_number(answer, expected, rel_tol=1e-2, unit="s", hints={
-        communication_seconds(sent, "NVLink 4"): "that is over NVLink; between servers it is "
-                                                 "InfiniBand, 50 GB/s per GPU.",
-        sent / 400e9: "400 Gb/s is bits: 50e9 bytes per second.",
-        expected * 8: "50 GB/s is already bytes per second: no factor of 8.",
+@EXERCISES.checker(4, "seconds for it over InfiniBand NDR", wants="a number of seconds, within 2%")
+def _check_4(answer: Any) -> Feedback:
+    infiniband = lookup_link("InfiniBand NDR").bandwidth  # 50e9 bytes/s
+    expected = _SENT / infiniband
+    # Exercise 3's slips carried over: the right bandwidth, the wrong bytes. (Its slips that
+    # double or halve the answer have hints below that name them with this exercise's own.)
+    wrong_bytes = "the bandwidth is right, the bytes are not: check that exercise 3 passes first."
+    return check_number(answer, expected, unit="s", hints={
+        communication_seconds(_SENT, "NVLink 4"): "that is over NVLink; between servers it is "
+                                                  "InfiniBand, 50 GB/s per GPU.",
+        _SENT / 400e9: "400 Gb/s is bits: 50e9 bytes per second.",
+        _SENT * 8 / infiniband: "that counts the bytes as bits (x 8) against a rate in bytes "
+                                "per second: 400 Gb/s is 50e9 bytes/s, and bytes stay bytes.",
+        2 * expected: "twice the answer: 400 Gb/s is already per direction (do not halve it), "
+                      "and the gradients are 2-byte bf16, as in exercise 3.",
+        _GRADIENT_BYTES / infiniband: wrong_bytes,
+        2 * _GRADIENT_BYTES / infiniband: wrong_bytes,
+        expected / 2: "half the answer: an all-reduce sends 2 (N-1)/N times the gradients, "
+                      "not (N-1)/N (check exercise 3), and 400 Gb/s is per direction: do not "
+                      "double it.",
     })
 
 
-@EXERCISES.checker(5, "tokens per GPU that hide DDP's all-reduce")
-def _check_5(answer: float) -> Feedback:
-    flops = peak_flops("H100 SXM", "bf16") * 0.5
-    sent_per_parameter = ring_bytes_per_gpu("all_reduce", 2, 8)  # bf16 gradients
-    expected = sent_per_parameter / lookup_link("InfiniBand NDR").bandwidth * flops / 4
-    return check_number(answer, expected, rel_tol=1e-2, unit="tokens", hints={
+@EXERCISES.checker(5, "tokens per GPU that hide DDP's all-reduce",
+                   wants="a number of tokens per GPU per step, within 2%")
+def _check_5(answer: Any) -> Feedback:
+    delivered = peak_flops("H100 SXM", "bf16") * 0.5  # FLOP/s at MFU 0.5
+    bandwidth = lookup_link("InfiniBand NDR").bandwidth
+    # The backward of T tokens, 4 P T FLOPs, takes as long as the all-reduce of P parameters.
+    seconds_per_parameter = ring_bytes_per_gpu("all_reduce", 2, 8) / bandwidth
+    expected = seconds_per_parameter * delivered / 4
+    return check_number(answer, expected, unit="tokens", hints={
         expected * 4 / 6: "the all-reduce overlaps the backward pass only: 4 N T FLOPs, not 6.",
+        # Leaving the MFU out and sending fp32 gradients both double the answer.
         expected * 2: "twice the answer: did you leave out the MFU (0.5), or send 4-byte "
                       "gradients instead of bf16's 2?",
+        expected * 4: "4x the answer: the FLOP/s delivered is the peak times the MFU, "
+                      "0.5 x 989.4e12, not the peak divided by it.",
         expected / 2: "half the answer: an all-reduce sends 2 (N-1)/N times the gradients "
                       "(a reduce-scatter, then an all-gather), not (N-1)/N.",
+        expected * 8 / 7: "that takes a ring's factor as 2, right for a huge N (section 4 has "
+                          "1024 GPUs); for 8 GPUs it is 2 (N-1)/N = 1.75.",
+        expected / 8: "400 Gb/s is bits: 50e9 bytes per second.",
+        expected * bandwidth / lookup_link("NVLink 4").bandwidth: "that is over NVLink; the "
+                                                                  "setup is InfiniBand, 50 GB/s.",
     })
-

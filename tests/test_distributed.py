@@ -196,6 +196,7 @@ def _count_both_ways(rank, world_size):
 # --- failures end the group with a clear error ------------------------------------------------
 
 def test_a_rank_that_raises_is_named():
+    D.run_on_ranks(D.all_reduce_rank_ids, 1)  # a fork server that is up: time the failure only
     start = time.monotonic()
     with pytest.raises(D.DistributedRunError, match=r"rank 1 of 2 raised .*ValueError.*told to"):
         D.run_on_ranks(D.all_reduce_rank_ids, 2, -1, 1, timeout=10)
@@ -277,7 +278,9 @@ def test_no_process_outlives_the_program_that_started_the_group():
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), marker.split("=")[0]: marker.split("=")[1]}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
-    deadline = time.monotonic() + 5  # the fork server exits when it sees its parent gone
+    # The fork server exits when it sees its parent gone; unloading torch takes it seconds
+    # on a busy machine.
+    deadline = time.monotonic() + 15
     while (strays := _processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert strays == []
@@ -343,17 +346,107 @@ def test_a_batch_that_does_not_split_evenly_is_refused_by_the_rank():
         D.measure_strategies(4, ["ddp"], D.TrainConfig(batch=6))
 
 
+# --- tables and figures ----------------------------------------------------------------------
+
+LINKS_70B = ["NVLink 4", "InfiniBand NDR x8", "InfiniBand NDR"]
+
+
+def test_stage_step_times_is_what_the_table_and_the_figure_show():
+    rows = D.stage_step_times(70e9, 4096, 1024, LINKS_70B)
+    assert [row.stage for row in rows] == list(D.ZERO_STAGES)
+    for row in rows:
+        assert row.memory == D.bytes_per_gpu(70e9, 1024, row.stage, "adamw",
+                                             "mixed_bf16_grads").total
+        assert row.sent == D.communication_bytes_per_gpu(70e9, 1024, row.stage,
+                                                         "mixed_bf16_grads")
+        assert list(row.times) == LINKS_70B
+        for link, t in row.times.items():
+            assert t == D.step_time(70e9, 4096, 1024, row.stage, link)
+        assert row.compute == pytest.approx(6 * 70e9 * 4096 / (0.5 * 989.4e12))
+    # A LinkSpec is as good as its name.
+    by_spec = D.stage_step_times(70e9, 4096, 1024, [lookup_link(n) for n in LINKS_70B])
+    assert by_spec == rows
+
+
+def test_tables_fit_a_notebook_line(runs):
+    tables = [D.format_stage_table(7e9, 8, 80 * GB),
+              D.format_step_times(70e9, 4096, 1024, LINKS_70B),
+              D.format_rank_bytes(runs[4], CONFIG), D.format_collectives(runs[4])]
+    for table in tables:
+        assert max(len(line) for line in table.splitlines()) <= 100, table
+
+
+def test_the_step_time_table_shows_each_stages_numbers():
+    lines = D.format_step_times(70e9, 4096, 1024, LINKS_70B).splitlines()
+    ddp, zero3 = lines[1], lines[4]
+    assert "1120.0" in ddp and "280 GB" in ddp and "5.59 s (3.28 s)" in ddp
+    assert "420 GB" in zero3 and "8.39 s (4.91 s)" in zero3
+
+
+def test_plot_max_parameters_vs_gpus_draws_a_line_per_stage():
+    import matplotlib.pyplot as plt
+
+    fig = D.plot_max_parameters_vs_gpus(80 * GB, max_gpus=64)
+    try:
+        ax = fig.axes[0]
+        stages = [line for line in ax.get_lines() if line.get_label() in D.STAGE_NAMES.values()]
+        assert [line.get_label() for line in stages] == list(D.STAGE_NAMES.values())
+        zero3 = stages[-1].get_ydata()
+        assert len(zero3) == 7 and zero3[-1] == pytest.approx(64 * 80 / 16)  # B parameters
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+    finally:
+        plt.close(fig)
+
+
+def test_plot_step_times_stacks_compute_and_exposed_communication():
+    import matplotlib.pyplot as plt
+
+    fig = D.plot_step_times(70e9, 4096, 1024, LINKS_70B)
+    try:
+        assert len(fig.axes) == 3
+        rows = D.stage_step_times(70e9, 4096, 1024, LINKS_70B)
+        for ax, link in zip(fig.axes, LINKS_70B, strict=True):
+            assert ax.get_title() == f"over {link}"
+            compute, exposed, too_big = (ax.containers[i].patches for i in range(3))
+            assert [p.get_width() for p in compute] == pytest.approx([r.compute for r in rows])
+            assert [p.get_width() for p in exposed] == pytest.approx(
+                [r.times[link].exposed for r in rows])
+            # Only ZeRO-3's 70B training state fits in 80 GB: the others are hatched.
+            assert [p.get_width() > 0 for p in too_big] == [True, True, True, False]
+        assert len(fig.legends[0].get_texts()) == 3
+    finally:
+        plt.close(fig)
+
+
+# --- the notebook starts the ranks' fork server itself ---------------------------------------
+
+def test_the_notebook_preloads_what_the_ranks_import():
+    import ast
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "11_distributed_training.ipynb").read_text())
+    source = next("".join(c["source"]) for c in nb["cells"]
+                  if "set_forkserver_preload" in "".join(c["source"]))
+    call = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "set_forkserver_preload")
+    # A fork server already running ignores a later preload list: the two must agree.
+    assert ast.literal_eval(call.args[0]) == D._PRELOAD
+
+
 # --- exercises --------------------------------------------------------------------------------
 
+FLOPS = peak_flops("H100 SXM", "bf16") * 0.5  # H100 at MFU 0.5
+GRADS = 7e9 * 2  # bf16 gradients of the 7B model of exercises 3 to 5
+RING = 2 * 7 / 8  # a ring all-reduce over 8 GPUs sends 2 (N-1)/N times the payload
+
+
 def _answers():
-    flops = peak_flops("H100 SXM", "bf16") * 0.5
-    sent = 2 * 7 / 8 * 7e9 * 2
     return {
         1: 13e9 * (4 + 12 / 16) / 1e9,
         2: 80e9 / (2 + (4 + 2 + 8) / 8),
-        3: sent,
-        4: sent / 50e9,
-        5: 2 * 7 / 8 * 2 / 50e9 * flops / 4,
+        3: RING * GRADS,
+        4: RING * GRADS / 50e9,
+        5: RING * 2 / 50e9 * FLOPS / 4,
     }
 
 
@@ -365,28 +458,78 @@ def test_each_exercise_accepts_its_answer_and_three_figures(number):
     assert D.EXERCISES.feedback(number, None).correct is None
 
 
-@pytest.mark.parametrize("number, mistake, words", [
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_each_exercise_says_what_it_wants_and_names_junk(number, capsys):
+    wants = D.EXERCISES.exercises[number].wants
+    assert wants.startswith("a number of") and "within 2%" in wants
+    assert "got nan (not a number)" in D.EXERCISES.feedback(number, math.nan).message
+    assert "got the text 'many'" in D.EXERCISES.feedback(number, "many").message
+    assert "expected a number" in D.EXERCISES.feedback(number, [1, 2]).message
+    D.EXERCISES.check(number, None)  # the student's stub: to do, with what to answer
+    out = capsys.readouterr().out
+    assert out.startswith("⏳ [to do]") and "Wanted: a number of" in out
+
+
+# Each typical mistake, made: (exercise, the mistaken answer, words its hint must contain).
+MISTAKES = [
     (1, 13e9 * 16 / 1e9, "plain DDP"),
+    (1, 13e9 * (4 + 4 + 8 / 16) / 1e9, "that is ZeRO-1"),  # gradients left whole
     (1, 13e9 * 16 / 16 / 1e9, "ZeRO-3"),
+    (1, 13e9 * (4 + 12 / 16), "in bytes"),
+    (1, 13e9 * (4 + 12 / 16) / 2**30, "GiB"),
     (2, 80e9 / (2 + 2 + 12 / 8), "ZeRO-1 here"),
+    (2, 80e9 / (4 + 12 / 8), "ZeRO-2 in fp32"),  # 4-byte weights and gradients, no copy
     (2, 80e9 / (2 + (4 + 4 + 8) / 8), "fp32 gradients"),
     (2, 80e9 / (4 + 2 + (2 + 8) / 8), "master weights"),
-    (2, 40e9, "ZeRO-3"),
-    (3, 7e9 * 2, "2 (N-1)/N"),
-    (3, 2 * 2 * 7 / 8 * 7e9 * 2, "bf16"),
-    (4, 2 * 7 / 8 * 7e9 * 2 / 450e9, "NVLink"),
-    (4, 2 * 7 / 8 * 7e9 * 2 / 400e9, "bits"),
-    (5, 2 * 7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 6, "backward pass only"),
-])
+    (2, 80e9 / 16, "plain DDP"),
+    (2, 8 * 80e9 / 16, "ZeRO-3"),
+    (3, GRADS, "2 (N-1)/N times it"),
+    (3, 2 * GRADS, "(N-1)/N"),  # the ring's factor taken as 2
+    (3, 7e9 * 4, "fp32 gradients' size"),
+    (3, 7 / 8 * GRADS, "reduce-scatter alone"),
+    (3, RING * 7e9 * 4, "2 bytes each, not 4"),
+    (3, RING * GRADS * 8, "in bits"),
+    (4, RING * GRADS / 450e9, "NVLink"),
+    (4, RING * GRADS / 400e9, "bits: 50e9 bytes"),
+    (4, RING * GRADS * 8 / 50e9, "bytes as bits"),
+    (4, RING * GRADS / 25e9, "do not halve"),  # 400 Gb/s halved as if it were both ways
+    (4, RING * 7e9 * 4 / 50e9, "2-byte bf16"),
+    (4, GRADS / 50e9, "check that exercise 3 passes"),
+    (4, 2 * GRADS / 50e9, "check that exercise 3 passes"),
+    (4, 7 / 8 * GRADS / 50e9, "not (N-1)/N"),
+    (5, RING * 2 / 50e9 * FLOPS / 6, "backward pass only"),
+    (5, RING * 2 / 50e9 * FLOPS / 0.5 / 4, "leave out the MFU"),
+    (5, RING * 4 / 50e9 * FLOPS / 4, "4-byte"),
+    (5, RING * 2 / 50e9 * (FLOPS / 0.5) / 0.5 / 4, "not the peak divided by it"),
+    (5, 7 / 8 * 2 / 50e9 * FLOPS / 4, "reduce-scatter"),
+    (5, 2 * 2 / 50e9 * FLOPS / 4, "for 8 GPUs it is 2 (N-1)/N"),
+    (5, D.tokens_to_hide_communication(70e9, 1024, 0, "InfiniBand NDR"), "1024 GPUs"),
+    (5, RING * 2 / 400e9 * FLOPS / 4, "bits"),
+    (5, RING * 2 / 450e9 * FLOPS / 4, "NVLink"),
+]
+
+
+@pytest.mark.parametrize("number, mistake, words", MISTAKES)
 def test_typical_mistakes_get_their_hint(number, mistake, words):
     feedback = D.EXERCISES.feedback(number, mistake)
-    assert feedback.correct is False and words in feedback.message
+    assert feedback.correct is False and words in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_no_two_different_mistakes_get_the_same_hint_by_accident(number):
+    # A hint names its mistake: two mistakes that give different answers get different hints,
+    # unless the hint names both (exercise 3's 2 x gradients, exercise 4's stale bytes).
+    verdicts = {}
+    for n, mistake, words in MISTAKES:
+        if n == number:
+            verdicts.setdefault(D.EXERCISES.feedback(n, mistake).message, set()).add(words)
+    shared = {message: words for message, words in verdicts.items() if len(words) > 1}
+    assert all(all(w in message for w in words) for message, words in shared.items())
 
 
 def test_tokens_to_hide_ddp_is_the_flops_over_bandwidth_ratio():
-    flops = peak_flops("H100 SXM", "bf16") * 0.5
     tokens = D.tokens_to_hide_communication(70e9, 1024, 0, "InfiniBand NDR")
-    assert tokens == pytest.approx(1023 / 1024 * flops / 50e9)  # independent of the model size
+    assert tokens == pytest.approx(1023 / 1024 * FLOPS / 50e9)  # independent of the model size
     assert D.tokens_to_hide_communication(7e9, 1024, 0, "InfiniBand NDR") == pytest.approx(tokens)
     # ZeRO-1/2 gather the updated weights during the next forward: a finite bound too.
     assert D.tokens_to_hide_communication(70e9, 1024, 1, "InfiniBand NDR") < math.inf
@@ -394,11 +537,33 @@ def test_tokens_to_hide_ddp_is_the_flops_over_bandwidth_ratio():
     assert at.exposed == pytest.approx(0, abs=1e-9)
 
 
-@pytest.mark.parametrize("mistake, words", [
-    (2 * 7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") / 4, "MFU"),  # the MFU left out
-    (2 * 7 / 8 * 4 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 4, "4-byte"),  # fp32 grads
-    (7 / 8 * 2 / 50e9 * peak_flops("H100 SXM", "bf16") * 0.5 / 4, "reduce-scatter"),
-])
-def test_exercise_5s_hints_name_each_mistake(mistake, words):
-    feedback = D.EXERCISES.feedback(5, mistake)
-    assert feedback.correct is False and words in feedback.message
+# --- last: it stops the fork server, which the next group in this process starts again -------
+
+def _helper_processes() -> list[str]:
+    """Command lines of this process's children that are multiprocessing's helpers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):  # not a process, exited meanwhile, or not ours to read
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and "multiprocessing" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_stop_workers_leaves_no_helper_process_behind():
+    # Jupyter terminates a kernel's children before it exits and waits for each: the resource
+    # tracker ignores SIGTERM, so a kernel that leaves it running takes seconds to shut down.
+    D.run_on_ranks(D.all_reduce_rank_ids, 2)
+    assert any("forkserver" in c for c in _helper_processes())
+    D.stop_workers()
+    assert _helper_processes() == []
+    D.stop_workers()  # stopping twice is harmless
+    # A notebook run again from the top after stop_workers: the next group starts them again.
+    assert D.run_on_ranks(D.all_reduce_rank_ids, 2) == [1.0, 1.0]
+    D.stop_workers()
+    assert _helper_processes() == []
