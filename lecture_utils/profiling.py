@@ -21,9 +21,9 @@ import json
 import math
 import os
 import pickle
-import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +37,17 @@ from torch.profiler import profile as torch_profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from lecture_utils.device import as_device, parse_device, synchronize
-from lecture_utils.exercises import CORRECT, Exercises, Feedback, check_number, wrong
+from lecture_utils.exercises import (
+    CORRECT,
+    DEFAULT_REL_TOL,
+    UNANSWERED,
+    Exercises,
+    Feedback,
+    check_number,
+    tolerance_text,
+    wrong,
+)
+from lecture_utils.flops import Timing, time_it
 from lecture_utils.hardware import NotFoundError
 from lecture_utils.models import Cruncher, cruncher_num_parameters
 from lecture_utils.optimizers import (
@@ -55,8 +65,10 @@ from lecture_utils.transformer import (
     _check_flags,
     _check_sizes,
     activation_bytes,
+    check_count,
     language_model_loss,
     num_parameters,
+    plain_log_ticks,
     preset,
     six_n_t,
     training_flops,
@@ -651,7 +663,7 @@ def reconcile_transformer_step(cfg: TransformerConfig, batch: int, seq_len: int
 
 @dataclass(frozen=True)
 class MatmulTiming:
-    """Seconds per n x n @ n x n matmul, one value per timed block (torch.utils.benchmark)."""
+    """Seconds per n x n @ n x n matmul, one value per timed block (from time_it)."""
 
     n: int
     times: tuple[float, ...]
@@ -661,45 +673,119 @@ class MatmulTiming:
             raise ValueError("times must hold at least one timed block's seconds per matmul")
 
     @property
+    def timing(self) -> Timing:
+        """The blocks as a Timing: median and quartiles, printed as "1.77 us (1.72-2.00)"."""
+        return Timing(tuple(self.times))
+
+    @property
     def median(self) -> float:
-        return statistics.median(self.times)
+        return self.timing.median
 
     @property
     def flops_per_second(self) -> float:
         return 2 * self.n**3 / self.median
 
 
-def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
-                 repeats: int = 7, block_seconds: float = 2e-3) -> list[MatmulTiming]:
-    """Time an n x n matmul for each n: `repeats` blocks of calls lasting about block_seconds.
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device | str) -> Iterator[None]:
+    """On a CPU, run the block on one thread, then restore the thread count (a GPU: unchanged).
 
-    torch.utils.benchmark.Timer warms up before each block and synchronizes a GPU around it,
-    so a block measures finished work, not queued launches.
+    On a busy laptop other programs take cores away at random, and an op split over every core
+    waits for its slowest thread; one thread is slowed only by the share of its own core it loses.
     """
-    from torch.utils import benchmark
+    if parse_device(str(device)).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
+
+def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
+                 repeats: int = 15) -> list[MatmulTiming]:
+    """Time an n x n matmul for each n: `repeats` blocks of calls (each at least 1 ms).
+
+    notebook 03's time_it: a warm-up first, then the blocks, each synchronized on a GPU; on a
+    CPU, on one thread (one_cpu_thread), so that a busy machine slows it the least.
+    """
     if not isinstance(sizes, (tuple, list)) or not sizes:
         raise ValueError(f"sizes must name at least one matrix size n, as a tuple such as "
                          f"(64, 256); got {sizes!r}")
     for n in sizes:
         _check_sizes(**{"each size": n})
     _check_sizes(repeats=repeats)
-    if isinstance(block_seconds, bool) or not isinstance(block_seconds, (int, float)) or not (
-            0 < block_seconds <= 1):
-        raise ValueError(f"block_seconds must be a number of seconds in (0, 1], "
-                         f"got {block_seconds!r}")
     device = parse_device(str(device))
     timings = []
-    for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        # Timer runs on one thread unless told: use as many as the training steps do.
-        timer = benchmark.Timer("a @ b", globals={"a": a, "b": b},
-                                num_threads=torch.get_num_threads())
-        one_call = timer.timeit(1).median  # also the warm-up
-        number = max(1, min(100_000, math.ceil(block_seconds / one_call)))
-        timings.append(MatmulTiming(n, tuple(timer.timeit(number).median
-                                             for _ in range(repeats))))
+    with one_cpu_thread(device):
+        for n in sizes:
+            a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+            timing = time_it(lambda a=a, b=b: a @ b, device=device, repeats=repeats)
+            timings.append(MatmulTiming(n, timing.times))
     return timings
+
+
+def format_matmul_timing(timing: MatmulTiming, overhead: float) -> str:
+    """One size's line: "n=   32: 3.14 us (3.08-3.39), 20.8 GFLOP/s; the fixed cost 57% of it".
+
+    The fixed cost is `overhead`, the smallest size's time: what a matmul costs with no work.
+    """
+    if not isinstance(timing, MatmulTiming):
+        raise TypeError(f"timing must be one MatmulTiming of the list time_matmuls returns, got "
+                        f"{type(timing).__name__}")
+    if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) or not (
+            math.isfinite(overhead) and overhead > 0):
+        raise ValueError(f"overhead must be a finite number of seconds > 0 (the smallest size's "
+                         f"median), got {overhead!r}")
+    unit = "us" if timing.median < 1e-3 else "ms"
+    return (f"n={timing.n:5d}: {timing.timing.format(unit)}, "
+            f"{timing.flops_per_second / 1e9:7.3g} GFLOP/s; the fixed cost "
+            f"{min(1.0, overhead / timing.median):4.0%} of it")
+
+
+def overhead_summary(timings: list[MatmulTiming], width: int = 100) -> str:
+    """What the measured times say about overhead, chosen from them and wrapped at `width`.
+
+    The fixed cost is the smallest size's median time; a size is "mostly overhead" where that
+    is at least half of its own median time (format_matmul_timing prints the share). The
+    model's crossover, where 2 n^3 / (the best rate) equals the fixed cost, is quoted with what
+    the measurements themselves say, and whether the two agree.
+    """
+    if not isinstance(timings, list) or not timings or not all(
+            isinstance(t, MatmulTiming) for t in timings):
+        raise ValueError("timings must be the non-empty list time_matmuls returns")
+    timings = sorted(timings, key=lambda t: t.n)
+    overhead = timings[0].median
+    mostly_overhead = [overhead >= t.median / 2 for t in timings]
+    overhead_ns = [t.n for t, o in zip(timings, mostly_overhead) if o]
+    work_ns = [t.n for t, o in zip(timings, mostly_overhead) if not o]
+    crossover = overhead_crossover(overhead, max(t.flops_per_second for t in timings))
+    model = (f"the model's crossover, where 2 n³ / the best rate equals the fixed cost (the "
+             f"n={timings[0].n} time, {overhead * 1e6:.3g} µs), is n ≈ {crossover:.0f}")
+    if not work_ns:
+        text = (f"every size measured is mostly overhead, up to n={timings[-1].n}: time larger "
+                f"matmuls to see the work take over; {model}.")
+    elif max(overhead_ns) < min(work_ns):
+        below, above = max(overhead_ns), min(work_ns)
+        agrees = below < crossover <= above
+        text = (f"matmuls up to n={below} are mostly overhead (the fixed cost is at least half "
+                f"of their time), from n={above} mostly work; {model}"
+                + (", between the two." if agrees else
+                   ", outside that range: the rate or the fixed cost measured here is off (a "
+                   "busy machine?); rerun the cell."))
+    else:
+        text = (f"no clean split: mostly overhead at n={_listed(overhead_ns)}, mostly work at "
+                f"n={_listed(work_ns)}. Timings this uneven come from a busy machine: rerun "
+                f"the cell ({model}).")
+    return textwrap.fill(text[0].upper() + text[1:], width=width, subsequent_indent="    ")
+
+
+def _listed(values: list[int]) -> str:
+    """1, 8 and 32."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def overhead_crossover(overhead_seconds: float, flops_per_second: float) -> float:
@@ -866,9 +952,9 @@ def plot_matmul_overhead(timings: list[MatmulTiming]) -> Any:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ns = [t.n for t in timings]
     medians = [t.median * 1e6 for t in timings]
-    ax.errorbar(ns, medians, yerr=[[m - min(t.times) * 1e6 for m, t in zip(medians, timings)],
-                                   [max(t.times) * 1e6 - m for m, t in zip(medians, timings)]],
-                marker="o", label="measured (median, min to max)")
+    ax.errorbar(ns, medians, yerr=[[m - t.timing.low * 1e6 for m, t in zip(medians, timings)],
+                                   [t.timing.high * 1e6 - m for m, t in zip(medians, timings)]],
+                marker="o", label="measured (median and quartiles)")
     overhead = timings[0].median
     rate = max(t.flops_per_second for t in timings)
     ax.plot(ns, [overhead * 1e6] * len(ns), linestyle="--", color="grey",
@@ -880,6 +966,7 @@ def plot_matmul_overhead(timings: list[MatmulTiming]) -> Any:
                label=f"work = overhead at n ≈ {crossover:.0f}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    plain_log_ticks(ax.xaxis, ax.yaxis)
     ax.set_ylim(bottom=overhead * 1e6 / 20)  # the work line far below says nothing more
     ax.set_xlabel("n (an n × n @ n × n matmul)")
     ax.set_ylabel("µs per matmul")
@@ -906,42 +993,47 @@ def plot_allocated_over_time(timeline: list[int], title: str) -> Any:
 
 EXERCISES = Exercises("10")
 
+LINEAR_PROFILE = {"total": 120, "aten::t": 6, "aten::addmm": 101}  # exercise 1, µs
 
-@EXERCISES.checker(1, "self CPU time of aten::linear")
+
+@EXERCISES.checker(1, "self CPU time of aten::linear", wants="a number of µs, exactly")
 def _check_self_time(answer: object) -> Feedback:
-    total, children = 120, {"aten::t": 6, "aten::addmm": 101}
-    return check_number(answer, total - sum(children.values()), rel_tol=1e-9, unit="µs", hints={
+    total, t, addmm = (LINEAR_PROFILE[k] for k in ("total", "aten::t", "aten::addmm"))
+    return check_count(answer, total - t - addmm, unit="µs", hints={
         total: "that is its total time; self time leaves out what its children took.",
-        sum(children.values()): "that is the children's time; self time is what is left.",
-        total - children["aten::addmm"]: "subtract both children, aten::t as well.",
-        total - children["aten::t"]: "subtract both children, aten::addmm as well.",
+        t + addmm: "that is the children's time; self time is what is left.",
+        total - addmm: "subtract both children, aten::t as well.",
+        total - t: "subtract both children, aten::addmm as well.",
     })
 
 
 ADAMW_SHAPES = ((1000, 512), (512,), (512, 10))
 
 
-@EXERCISES.checker(2, "MemTracker's Optstate after one torch.optim.AdamW step")
+@EXERCISES.checker(2, "MemTracker's Optstate after one torch.optim.AdamW step",
+                   wants="an int (bytes), exactly")
 def _check_adamw_state(answer: object) -> Feedback:
-    params = sum(math.prod(shape) for shape in ADAMW_SHAPES)
-    expected = 2 * FP32_BYTES * params + FP32_BYTES * len(ADAMW_SHAPES)
-    return check_number(answer, expected, rel_tol=0, unit="bytes", hints={
-        2 * FP32_BYTES * params: "add AdamW's step counters: one float32 tensor per parameter "
-                                 "tensor.",
-        FP32_BYTES * params + FP32_BYTES * len(ADAMW_SHAPES): "AdamW keeps two moments per "
-                                                               "parameter, not one.",
-        2 * FP32_BYTES * params + FP32_BYTES: "one step counter per parameter tensor (three "
-                                              "here), not one per optimizer.",
-        2 * FP32_BYTES * params + 8 * len(ADAMW_SHAPES): "each counter is a float32: 4 bytes.",
+    params, tensors = sum(math.prod(shape) for shape in ADAMW_SHAPES), len(ADAMW_SHAPES)
+    moments, counters = 2 * FP32_BYTES * params, FP32_BYTES * tensors
+    return check_count(answer, moments + counters, unit="bytes", hints={
+        moments: "add AdamW's step counters: one float32 tensor per parameter tensor.",
+        moments // 2 + counters: "AdamW keeps two moments per parameter, not one.",
+        moments + FP32_BYTES: "one step counter per parameter tensor (three here), not one per "
+                              "optimizer.",
+        moments + 8 * tensors: "each counter is a float32: 4 bytes, not 8.",
     })
 
 
-@EXERCISES.checker(3, "MemTracker's Optstate at the peak of a small-batch AdaGrad step")
+ADAGRAD_CRUNCHER = {"dim": 64, "num_layers": 2, "batch": 8}  # exercise 3
+
+
+@EXERCISES.checker(3, "MemTracker's Optstate at the peak of a small-batch AdaGrad step",
+                   wants="an int (bytes), exactly")
 def _check_optstate_at_update(answer: object) -> Feedback:
-    dim, num_layers = 64, 2
+    dim, num_layers = ADAGRAD_CRUNCHER["dim"], ADAGRAD_CRUNCHER["num_layers"]
     params = cruncher_num_parameters(dim, num_layers)
     state, temporary = FP32_BYTES * params, FP32_BYTES * dim * dim  # the largest parameter's
-    return check_number(answer, state + temporary, rel_tol=0, unit="bytes", hints={
+    return check_count(answer, state + temporary, unit="bytes", hints={
         state: "that is AdaGrad's sum of squares alone; at the peak the update's temporary "
                "denominator is alive too, and MemTracker files what optimizer.step() makes "
                "as Optstate.",
@@ -954,18 +1046,33 @@ def _check_optstate_at_update(answer: object) -> Feedback:
     })
 
 
-@EXERCISES.checker(4, "matmul size at which overhead and work take equally long")
+GPU_OVERHEAD = {"overhead_seconds": 10e-6, "flops_per_second": 989e12}  # exercise 4
+
+
+@EXERCISES.checker(4, "matmul size at which overhead and work take equally long",
+                   wants=f"a matrix size n (a number, whole or not), "
+                         f"{tolerance_text(DEFAULT_REL_TOL)}")
 def _check_crossover(answer: object) -> Feedback:
-    overhead, rate = 10e-6, 989e12
-    return check_number(answer, overhead_crossover(overhead, rate), rel_tol=1e-3, unit="n", hints={
+    overhead, rate = GPU_OVERHEAD["overhead_seconds"], GPU_OVERHEAD["flops_per_second"]
+    return check_number(answer, overhead_crossover(overhead, rate), unit="n", hints={
         (overhead * rate) ** (1 / 3): "an n x n @ n x n matmul does 2 n^3 FLOPs, not n^3.",
+        (2 * overhead * rate) ** (1 / 3): "2 n^3 / rate = overhead gives n^3 = overhead x rate "
+                                          "/ 2: divide by 2, do not multiply.",
         (overhead * rate / 2) ** (1 / 2): "the work grows as n^3: take a cube root.",
-        (10e-3 * rate / 2) ** (1 / 3): "10 µs is 10e-6 seconds, not 10e-3.",
+        # A unit off by 1000 moves n by 10: seconds read as ms, or FLOP/s as PFLOP/s...
+        overhead_crossover(overhead * 1e3, rate): "10 times too large: 10 µs is 1e-5 s (not "
+                                                  "1e-2, 10 ms), and 989 TFLOP/s is 9.89e14 "
+                                                  "FLOP/s.",
+        # ... or ns, or GFLOP/s.
+        overhead_crossover(overhead / 1e3, rate): "10 times too small: 10 µs is 1e-5 s (not "
+                                                  "1e-8, 10 ns), and 989 TFLOP/s is 9.89e14 "
+                                                  "FLOP/s (not 9.89e11, GFLOP/s).",
     })
 
 
 LEAK_CONFIG = "gpt2-small"
 LEAK_BATCH, LEAK_SEQ_LEN = 2, 16
+ACCURACY_CALLS = 3
 
 
 def _accuracy_reference(model: Transformer, ids: torch.Tensor, targets: torch.Tensor) -> float:
@@ -973,37 +1080,44 @@ def _accuracy_reference(model: Transformer, ids: torch.Tensor, targets: torch.Te
         return (model(ids).argmax(dim=-1) == targets).float().mean().item()
 
 
-@EXERCISES.checker(5, "record each batch's accuracy without holding memory")
-def _check_record_accuracy(record_accuracy: object) -> Feedback:
-    if not callable(record_accuracy):
-        return wrong("define a function record_accuracy(model, ids, targets, history).")
+@EXERCISES.checker(5, "an accuracy to keep for every batch, holding no memory",
+                   wants="a function (model, ids, targets) -> the accuracy, a Python float")
+def _check_batch_accuracy(batch_accuracy: object) -> Feedback:
+    if not callable(batch_accuracy):
+        got = (f"the text {batch_accuracy!r}" if isinstance(batch_accuracy, str)
+               else f"a {type(batch_accuracy).__name__}")
+        return wrong(f"define a function batch_accuracy(model, ids, targets) that returns the "
+                     f"accuracy; got {got}.")
     torch.manual_seed(0)
     cfg = cpu_sized(LEAK_CONFIG)
     model = Transformer(cfg)
     ids = torch.randint(0, cfg.vocab_size, (LEAK_BATCH, LEAK_SEQ_LEN))
     targets = torch.roll(ids, -1, dims=1)
-    history: list[Any] = []
+    kept: list[Any] = []  # what a training loop keeps, batch after batch, for a plot
+
+    def one_batch() -> None:
+        kept.append(batch_accuracy(model, ids, targets))
+
     # Without module hooks: MemTracker's would keep a graph that no backward consumes alive.
-    after = live_bytes_after_each_call(lambda: record_accuracy(model, ids, targets, history), 3)
-    if len(history) != 3:
-        return wrong(f"append one entry to history per call: after 3 calls it has "
-                     f"{len(history)}.")
+    after = live_bytes_after_each_call(one_batch, ACCURACY_CALLS)
+    if kept[0] is None:  # the stub, or a function that returns nothing yet
+        return UNANSWERED
     growth = [after[0], *growth_per_call(after)]
     logits_bytes = LEAK_BATCH * LEAK_SEQ_LEN * cfg.vocab_size * FP32_BYTES
     if any(g > 0 for g in growth):
-        kept = max(growth)
-        if kept > logits_bytes:
-            return wrong(f"each call keeps {kept:,} bytes: the forward's whole graph is alive. "
-                         "Run the forward under torch.no_grad(), and store a Python number.")
-        if kept == logits_bytes:
-            return wrong(f"each call keeps {kept:,} bytes: the logits. .detach() does not free "
-                         "a tensor's storage; store the accuracy as a number (.item()).")
-        return wrong(f"each call keeps {kept:,} bytes: store a Python float (.item()), not a "
+        held = max(growth)
+        if held > logits_bytes:
+            return wrong(f"each call keeps {held:,} bytes: the forward's whole graph is alive. "
+                         "Run the forward under torch.no_grad(), and return a Python number.")
+        if held == logits_bytes:
+            return wrong(f"each call keeps {held:,} bytes: the logits. .detach() does not free "
+                         "a tensor's storage; return the accuracy as a number (.item()).")
+        return wrong(f"each call keeps {held:,} bytes: return a Python float (.item()), not a "
                      "tensor.")
     expected = _accuracy_reference(model, ids, targets)
-    if not all(isinstance(h, (int, float)) for h in history):
-        return wrong(f"store Python numbers (.item()), not {type(history[0]).__name__}.")
-    if not all(math.isclose(h, expected, rel_tol=1e-6, abs_tol=1e-9) for h in history):
-        return wrong(f"the accuracy is the fraction of positions whose argmax equals the target "
-                     f"({expected:.4f} here); history holds {history[0]!r}.")
+    if not all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in kept):
+        return wrong(f"return a Python number (.item()), not a {type(kept[0]).__name__}.")
+    if not all(math.isclose(k, expected, rel_tol=1e-6, abs_tol=1e-9) for k in kept):
+        return wrong(f"the accuracy is the fraction of positions whose largest logit is the "
+                     f"target ({expected:.4f} here); got {kept[0]!r}.")
     return CORRECT

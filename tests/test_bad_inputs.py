@@ -201,6 +201,15 @@ CASES += [
     bad("dtypes/param_bytes_reference-None",
         lambda: dt.param_bytes_reference(None, torch.bfloat16), TypeError,
         r"model must be an nn.Module"),
+    bad("dtypes/stuck_after-list", lambda: dt.stuck_after([1.0, 1.0]), TypeError,
+        r"history must be a 1-D tensor of partial sums"),
+    bad("dtypes/plot_bit_layouts-one-dtype", lambda: dt.plot_bit_layouts(torch.bfloat16),
+        TypeError, r"dtypes must be a list of dtypes"),
+    bad("dtypes/plot_running_sums-list", lambda: dt.plot_running_sums([], 0.01), TypeError,
+        r"sums must be a dict of dtype"),
+    bad("dtypes/cuda_bytes_allocated_by-cpu",
+        lambda: dt.cuda_bytes_allocated_by(lambda: None, "cpu"), ValueError,
+        r"device must be a CUDA device"),
 ]
 
 # --- flops (notebook 03) ----------------------------------------------------------------------
@@ -266,6 +275,13 @@ CASES += [
         r"bandwidth must be a finite number > 0, got inf"),
     bad("flops/fp8_matmul_supported-None", lambda: fl.fp8_matmul_supported(None), TypeError,
         r"device must be a name"),
+    bad("flops/time_it-threads-zero", lambda: fl.time_it(lambda: None, device="cpu", threads=0),
+        ValueError, r"threads must be a positive size"),
+    bad("flops/time_without_and_with_sync-None",
+        lambda: fl.time_without_and_with_sync(None, device="cpu"), TypeError,
+        r"need a zero-argument function", "function"),
+    bad("flops/Sweep-lengths", lambda: fl.Sweep("fp32", torch.float32, (8, 16), ()), ValueError,
+        r"sizes and timings must be non-empty and of one length"),
 ]
 
 # --- gradients (notebook 04) ------------------------------------------------------------------
@@ -318,6 +334,12 @@ CASES += [
     bad("gradients/chain-dims-zero",
         lambda: gr.measured_linear_chain_backward_flops(2, [2, 0], False), ValueError,
         r"dims\[1\] must be a positive size", "dims"),
+    bad("gradients/time_ratio_conclusion-float",
+        lambda: gr.time_ratio_conclusion(1.0, 2.0, 1.2), TypeError,
+        r"forward and backward must be Timings", "forward"),
+    bad("gradients/time_ratio_conclusion-ratio-zero",
+        lambda: gr.time_ratio_conclusion(fl.Timing((1.0,)), fl.Timing((1.0,)), 0), ValueError,
+        r"flop_ratio must be a finite number > 0, got 0"),
 ]
 
 # --- models (notebook 05) ---------------------------------------------------------------------
@@ -563,6 +585,22 @@ CASES += [
         r"step_seconds must be a number > 0"),
     bad("mixed_precision/float_format-name", lambda: mp.float_format("bf16"), TypeError,
         r"float_format needs a floating torch.dtype, got 'bf16'", "dtype"),
+    bad("mixed_precision/format_float_table-empty", lambda: mp.format_float_table({}), ValueError,
+        r"formats must name at least one dtype"),
+    bad("mixed_precision/format_checkpointing_costs-ints",
+        lambda: mp.format_checkpointing_costs([1]), TypeError,
+        r"costs must be the list of CheckpointingCost"),
+    bad("mixed_precision/gpu_checkpointing_peaks-cpu",
+        lambda: mp.gpu_checkpointing_peaks(4, 1, 4, {"none": None}, "cpu"), ValueError,
+        r"device must be a CUDA GPU"),
+    bad("mixed_precision/grad_scaler_steps-zero-interval",
+        lambda: mp.grad_scaler_steps(_cruncher(), [], growth_interval=0), ValueError,
+        r"growth_interval must be positive, got 0"),
+    bad("mixed_precision/format_step_timings-untimed",
+        lambda: mp.format_step_timings([mp.PrecisionRun("fp32", 1.0, 1, None, [1.0])]),
+        ValueError, r"runs must be compare_precisions' runs, each with its step_timing"),
+    bad("mixed_precision/plot_precision_runs-empty", lambda: mp.plot_precision_runs([], "t"),
+        ValueError, r"no runs to plot", "runs"),
 ]
 
 # --- transformer (notebook 09) ----------------------------------------------------------------
@@ -623,6 +661,10 @@ CASES += [
         r"use_cache must be True or False, got 'no'"),
     bad("transformer/generate-model-None", lambda: tr.generate(None, _ids(1, 3), 2), TypeError,
         r"model must be a Transformer"),
+    bad("transformer/layer_parameters-None", lambda: tr.layer_parameters(None), TypeError,
+        r"cfg must be a TransformerConfig"),
+    bad("transformer/plain_log_ticks-None", lambda: tr.plain_log_ticks(None), TypeError,
+        r"axes must be matplotlib axes"),
     bad("transformer/forward_flops-batch", lambda: tr.forward_flops(_tiny_cfg(), 0, 4),
         ValueError, r"batch must be positive, got 0"),
     bad("transformer/estimate_mfu-seconds",
@@ -693,6 +735,12 @@ CASES += [
         ValueError, r"timings must be the non-empty list"),
     bad("profiling/MatmulTiming-no-times", lambda: pr.MatmulTiming(4, ()), ValueError,
         r"times must hold at least one"),
+    bad("profiling/overhead_summary-empty", lambda: pr.overhead_summary([]), ValueError,
+        r"timings must be the non-empty list"),
+    bad("profiling/format_matmul_timing-None", lambda: pr.format_matmul_timing(None, 1e-6),
+        TypeError, r"timing must be one MatmulTiming"),
+    bad("profiling/format_matmul_timing-overhead", lambda: pr.format_matmul_timing(
+        pr.MatmulTiming(4, (1e-6,)), 0), ValueError, r"overhead must be a finite number"),
     bad("profiling/overhead_crossover-nan", lambda: pr.overhead_crossover(NAN, 1), ValueError,
         r"overhead_seconds must be a finite number > 0"),
     bad("profiling/launch_vs_kernel-cpu", lambda: pr.launch_vs_kernel(4, "cpu"), ValueError,
@@ -740,6 +788,9 @@ CASES += [
         r"runs must be the dict measure_strategies returns"),
     bad("distributed/plot_step_times-str-links",
         lambda: D.plot_step_times(1e9, 1e3, 8, links="NVLink 4"), TypeError,
+        r"links must be a non-empty list of link names"),
+    bad("distributed/stage_step_times-number-link",
+        lambda: D.stage_step_times(1e9, 1e3, 8, links=["NVLink 4", 450e9]), TypeError,
         r"links must be a non-empty list of link names"),
     bad("distributed/TrainConfig-lr", lambda: D.TrainConfig(lr=INF), ValueError,
         r"lr must be a finite number > 0, got inf"),
@@ -881,6 +932,16 @@ CASES += [
         ValueError, r"need a 1-D array of at least 2 tokens", "tokens"),
     bad("training/create_sparse_file-zero", lambda: trn.create_sparse_file(ROOT / "x.bin", 0), ValueError,
         r"num_bytes must be a positive int"),
+    bad("training/sample_sparse_file-no-batches",
+        lambda: trn.sample_sparse_file(ROOT, 10, num_batches=0, batch_size=1, context_length=1),
+        ValueError, r"num_batches must be a positive int"),
+    bad("training/moving_average-zero-window", lambda: trn.moving_average([1.0], window=0),
+        ValueError, r"window must be a positive int"),
+    bad("training/plot_resumes-stop_at", lambda: trn.plot_resumes([1.0, 2.0], {}, stop_at=5),
+        ValueError, r"stop_at must be a step inside the run"),
+    bad("training/flip_exponent_bit-float64",
+        lambda: trn.flip_exponent_bit(b"", torch.zeros(2, dtype=torch.float64)), TypeError,
+        r"tensor must be a float32 tensor"),
 ]
 
 # --- napkin and hardware (notebook 00), and the napkin command line --------------------------

@@ -4,6 +4,8 @@ import itertools
 import json
 import math
 import os
+import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -24,6 +26,7 @@ from lecture_utils.profiling import (
     cuda_memory_snapshot,
     export_trace,
     find_operator,
+    format_matmul_timing,
     format_operator_table,
     format_reconciliation,
     growth_per_call,
@@ -32,8 +35,10 @@ from lecture_utils.profiling import (
     memory_after_each_call,
     memory_at_backward_start,
     memory_by_phase,
+    one_cpu_thread,
     operator_stats,
     overhead_crossover,
+    overhead_summary,
     parameter_tensors,
     plot_allocated_over_time,
     plot_matmul_overhead,
@@ -450,11 +455,22 @@ def test_memory_by_phase_follows_a_step():
 
 # --- overhead and the GPU's view -----------------------------------------------------------------
 
-def test_time_matmuls_measures_every_size():
-    timings = time_matmuls((1, 16), repeats=2, block_seconds=1e-4)
+def test_time_matmuls_measures_every_size_on_one_thread_and_restores_the_count():
+    threads = torch.get_num_threads()
+    timings = time_matmuls((1, 16), repeats=2)
+    assert torch.get_num_threads() == threads
     assert [t.n for t in timings] == [1, 16] and all(len(t.times) == 2 for t in timings)
     assert all(t.median > 0 for t in timings)
     assert math.isclose(timings[1].flops_per_second, 2 * 16**3 / timings[1].median)
+
+
+def test_one_cpu_thread_restores_the_thread_count_even_after_an_error():
+    threads = torch.get_num_threads()
+    with pytest.raises(ZeroDivisionError):
+        with one_cpu_thread("cpu"):
+            assert torch.get_num_threads() == 1
+            1 / 0  # noqa: B018
+    assert torch.get_num_threads() == threads
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [
@@ -462,12 +478,82 @@ def test_time_matmuls_measures_every_size():
     (((),), {}, ValueError, "at least one matrix size"),
     (((0,),), {}, ValueError, "each size must be positive"),
     (((4,),), {"repeats": 0}, ValueError, "repeats must be positive"),
-    (((4,),), {"block_seconds": 0}, ValueError, "block_seconds must be"),
-    (((4,),), {"block_seconds": 5}, ValueError, "block_seconds must be"),
 ])
 def test_time_matmuls_bad_arguments(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         time_matmuls(*args, **kwargs)
+
+
+# The shape tests/test_timing_under_load.py parses: `name: median unit (low-high)`.
+TIMING_LINE = re.compile(r"(?P<name>[^:\n]+): (?P<median>[\d.e+-]+) (?P<unit>s|ms|us) "
+                         r"\((?P<low>[\d.e+-]+)-(?P<high>[\d.e+-]+)\)")
+
+
+def timed(n: int, *microseconds: float) -> MatmulTiming:
+    return MatmulTiming(n, tuple(us * 1e-6 for us in microseconds))
+
+
+def shares_printed(timings: list[MatmulTiming]) -> dict[int, float]:
+    """n -> the fixed cost's share of its time, read back from the printed lines."""
+    shares = {}
+    for t in timings:
+        line = format_matmul_timing(t, overhead=timings[0].median)
+        assert TIMING_LINE.match(line) and len(line) <= 100, line
+        shares[t.n] = float(re.search(r"the fixed cost +(\d+)% of it", line)[1]) / 100
+    return shares
+
+
+def test_format_matmul_timing_prints_the_timing_shape_and_the_share():
+    line = format_matmul_timing(timed(32, 3.0, 3.1, 3.2, 3.3, 3.4), overhead=1.6e-6)
+    m = TIMING_LINE.match(line)
+    assert m and m["name"] == "n=   32" and m["unit"] == "us" and m["median"] == "3.2"
+    assert "the fixed cost  50% of it" in line
+    assert " ms (" in format_matmul_timing(timed(512, 1500, 1600, 1700), overhead=2e-6)
+
+
+CLEAN = [timed(1, 2.0, 2.1, 2.2), timed(8, 2.5, 2.6, 2.7), timed(32, 3.5, 3.6, 3.7),
+         timed(128, 55, 56, 57), timed(512, 2000, 2100, 2200)]
+
+
+def flat(text: str) -> str:
+    """Wrapped text on one line."""
+    return " ".join(text.split())
+
+
+def test_overhead_summary_reads_a_clean_split_and_checks_the_model_against_it():
+    text = flat(overhead_summary(CLEAN))
+    assert "up to n=32 are mostly overhead" in text and "from n=128 mostly work" in text
+    assert "between the two" in text
+    shares = shares_printed(CLEAN)
+    assert all(shares[n] >= 0.5 for n in (1, 8, 32)) and all(shares[n] < 0.5 for n in (128, 512))
+    assert all(len(line) <= 100 for line in overhead_summary(CLEAN).splitlines())
+
+
+def test_overhead_summary_never_calls_a_v_shaped_sweep_a_clean_split():
+    # n=8 slowed by another program: slower than n=32.
+    bumpy = [timed(1, 2.0), timed(8, 9.0), timed(32, 3.5), timed(128, 55.0), timed(512, 2100.0)]
+    text = flat(overhead_summary(bumpy))
+    assert text.startswith("No clean split") and "mostly overhead at n=1 and 32" in text
+    assert "mostly work at n=8, 128 and 512" in text and "rerun" in text
+
+
+def test_overhead_summary_says_when_the_model_disagrees_with_the_split():
+    # n=128 just mostly work, and n=512 at a far higher rate: that rate puts the model's
+    # crossover near n=175, above n=128, where the measurements say work already dominates.
+    odd = [timed(1, 40.0), timed(8, 41.0), timed(32, 60.0), timed(128, 90.0), timed(512, 1000)]
+    text = flat(overhead_summary(odd))
+    assert "up to n=32 are mostly overhead" in text and "outside that range" in text
+
+
+def test_overhead_summary_when_nothing_is_mostly_work():
+    text = flat(overhead_summary([timed(1, 2.0), timed(8, 2.2), timed(16, 2.5)]))
+    assert text.startswith("Every size measured is mostly overhead, up to n=16")
+
+
+@pytest.mark.parametrize("bad", [[], None, [1.0], "timings"])
+def test_overhead_summary_bad_arguments(bad):
+    with pytest.raises(ValueError, match="timings must be"):
+        overhead_summary(bad)
 
 
 def test_overhead_crossover():
@@ -548,65 +634,171 @@ def test_figures_draw():
         plot_top_operators([], limit=0)
 
 
-# --- exercises ---------------------------------------------------------------------------------
+# --- exercises: each hint comes from its mistake, made in full -----------------------------------
 
-def test_exercise_answers_and_hints():
-    assert EXERCISES.feedback(1, 13).correct
-    assert "total time" in EXERCISES.feedback(1, 120).message
-    assert "aten::t as well" in EXERCISES.feedback(1, 19).message
-    params = 1000 * 512 + 512 + 512 * 10
-    assert EXERCISES.feedback(2, 8 * params + 12).correct
-    assert "step counters" in EXERCISES.feedback(2, 8 * params).message
-    assert "two moments" in EXERCISES.feedback(2, 4 * params + 12).message
-    measured = reconcile_cruncher_step(64, 2, 8).memory["MemTracker"]["Optstate"]
-    assert EXERCISES.feedback(3, measured).correct
-    state = 4 * (2 * 64 * 64 + 64)
-    assert "temporary" in EXERCISES.feedback(3, state).message
-    assert "D x D" in EXERCISES.feedback(3, state + 4 * 64).message
-    assert EXERCISES.feedback(4, (10e-6 * 989e12 / 2) ** (1 / 3)).correct
-    assert "2 n^3" in EXERCISES.feedback(4, (10e-6 * 989e12) ** (1 / 3)).message
+def verdict(number, answer):
+    return EXERCISES.feedback(number, answer)
 
 
-def accurate(model, ids, targets, history):
+@pytest.mark.parametrize("number", sorted(EXERCISES.exercises))
+def test_exercises_say_what_they_want_and_name_junk(number):
+    exercise = EXERCISES.exercises[number]
+    assert exercise.wants
+    assert verdict(number, None).correct is None
+    for junk, words in ((float("nan"), "nan"), ("13", "text"), (None, "not answered yet")):
+        assert words in verdict(number, junk).message, (junk, verdict(number, junk))
+
+
+def test_the_stubs_of_the_student_copy_are_not_answered_yet():
+    from course_tools.course import strip_solution
+
+    path = Path(__file__).resolve().parent.parent / "notebooks/10_profiling_and_memory.ipynb"
+    cells = json.loads(path.read_text())["cells"]
+    stubs = ["".join(c["source"]) for c in cells if "solution" in c["metadata"].get("tags", [])]
+    namespace = {"torch": torch}
+    for stub in stubs:
+        exec(strip_solution(stub), namespace)  # noqa: S102 (the course's own cells)
+    answers = {n: namespace.get(f"answer_{n}") for n in range(1, 5)}
+    answers[5] = namespace["batch_accuracy"]
+    for number, answer in answers.items():
+        assert verdict(number, answer).correct is None, (number, verdict(number, answer))
+
+
+def test_exercise_1_self_time():
+    assert verdict(1, 13).correct is True
+    total, t, addmm = 120, 6, 101
+    mistakes = {"its total time": total, "the children's time": t + addmm,
+                "aten::t as well": total - addmm, "aten::addmm as well": total - t}
+    for words, answer in mistakes.items():
+        assert words in verdict(1, answer).message, (words, verdict(1, answer))
+
+
+def adamw_state_after_one_step() -> dict[str, list[torch.Tensor]]:
+    """torch.optim.AdamW's state after one step on exercise 2's shapes, by kind."""
+    params = [torch.nn.Parameter(torch.randn(shape)) for shape in profiling.ADAMW_SHAPES]
+    optimizer = torch.optim.AdamW(params)
+    sum((p**2).sum() for p in params).backward()
+    optimizer.step()
+    return {kind: [state[kind] for state in optimizer.state.values()]
+            for kind in ("exp_avg", "exp_avg_sq", "step")}
+
+
+def test_exercise_2_adamw_state():
+    state = adamw_state_after_one_step()
+    nbytes = lambda tensors: sum(t.nbytes for t in tensors)  # noqa: E731
+    right = nbytes(state["exp_avg"] + state["exp_avg_sq"] + state["step"])
+    assert right == 8 * (1000 * 512 + 512 + 512 * 10) + 12 and verdict(2, right).correct is True
+    mistakes = {
+        "add AdamW's step counters": nbytes(state["exp_avg"] + state["exp_avg_sq"]),
+        "two moments per parameter": nbytes(state["exp_avg"] + state["step"]),
+        "not one per optimizer": nbytes(state["exp_avg"] + state["exp_avg_sq"]
+                                        + state["step"][:1]),
+        "4 bytes, not 8": nbytes(state["exp_avg"] + state["exp_avg_sq"]
+                                 + [s.double() for s in state["step"]]),
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(2, answer).message, (words, verdict(2, answer))
+    assert "must be exact" in verdict(2, 4.14e6).message  # a byte count is exact
+
+
+def test_exercise_2_is_what_memtracker_files_after_the_step():
+    params = [torch.nn.Parameter(torch.randn(shape)) for shape in profiling.ADAMW_SHAPES]
+    optimizer = torch.optim.AdamW(params)
+    phases = memory_by_phase(lambda: sum((p**2).sum() for p in params), optimizer, *params)
+    assert verdict(2, phases["after optimizer step"]["Optstate"]).correct is True
+
+
+def test_exercise_3_optstate_at_the_update():
+    dim, layers, batch = (profiling.ADAGRAD_CRUNCHER[k] for k in ("dim", "num_layers", "batch"))
+    measured = reconcile_cruncher_step(dim, layers, batch).memory["MemTracker"]["Optstate"]
+    assert verdict(3, measured).correct is True
+    model = Cruncher(dim, layers)
+    optimizer = make_optimizer("adagrad", model.parameters(), lr=0.01)
+    train_step(model, optimizer, torch.randn(batch, dim), torch.randn(batch))
+    sums = sum(t.nbytes for s in optimizer.state.values() for t in s.values()
+               if t.dim())  # the sums of squares
+    sizes = [p.nbytes for p in model.parameters()]
+    mistakes = {
+        "sum of squares alone": sums,
+        "one temporary at a time": sums + sum(sizes),
+        "not the head's D": sums + min(sizes),
+        "not two": 2 * sums + max(sizes),
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(3, answer).message, (words, verdict(3, answer))
+
+
+def solve(work: callable, overhead: float) -> float:
+    """The n where work(n) == overhead, by bisection (no formula from the checker)."""
+    low, high = 1e-3, 1e7
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if work(mid) < overhead else (low, mid)
+    return low
+
+
+def test_exercise_4_crossover():
+    o, r = 10e-6, 989e12
+    right = solve(lambda n: 2 * n**3 / r, o)
+    assert verdict(4, right).correct is True and verdict(4, float(f"{right:.3g}")).correct
+    mistakes = {
+        "2 n^3 FLOPs, not n^3": solve(lambda n: n**3 / r, o),
+        "divide by 2, do not multiply": solve(lambda n: n**3 / (2 * r), o),
+        "take a cube root": solve(lambda n: 2 * n**2 / r, o),
+        "10 times too large": [solve(lambda n: 2 * n**3 / r, 10e-3),  # ms for µs
+                               solve(lambda n: 2 * n**3 / (r * 1e3), o)],  # PFLOP/s
+        "10 times too small": [solve(lambda n: 2 * n**3 / r, 10e-9),  # ns for µs
+                               solve(lambda n: 2 * n**3 / (r / 1e3), o)],  # GFLOP/s
+    }
+    for words, answers in mistakes.items():
+        for answer in answers if isinstance(answers, list) else [answers]:
+            assert words in verdict(4, answer).message, (words, verdict(4, answer))
+
+
+def accurate(model, ids, targets):
     with torch.no_grad():
-        history.append((model(ids).argmax(-1) == targets).float().mean().item())
+        return (model(ids).argmax(-1) == targets).float().mean().item()
 
 
-def keeps_logits(model, ids, targets, history):
-    history.append(model(ids))
+def returns_logits(model, ids, targets):
+    return model(ids)
 
 
-def keeps_detached_logits(model, ids, targets, history):
-    history.append(model(ids).detach())
+def returns_detached_logits(model, ids, targets):
+    return model(ids).detach()
 
 
-def keeps_a_tensor(model, ids, targets, history):
+def returns_a_tensor(model, ids, targets):
     with torch.no_grad():
-        history.append((model(ids).argmax(-1) == targets).float().mean())
+        return (model(ids).argmax(-1) == targets).float().mean()
 
 
-def wrong_accuracy(model, ids, targets, history):  # the error rate instead
+def error_rate(model, ids, targets):
     with torch.no_grad():
-        history.append((model(ids).argmax(-1) != targets).float().mean().item())
+        return (model(ids).argmax(-1) != targets).float().mean().item()
 
 
-def appends_twice(model, ids, targets, history):
-    accurate(model, ids, targets, history)
-    history.append(0.0)
+def returns_a_list(model, ids, targets):
+    return [accurate(model, ids, targets)]
 
 
-@pytest.mark.parametrize("answer, verdict, words", [
-    (accurate, True, "correct"),
-    (keeps_logits, False, "whole graph"),
-    (keeps_detached_logits, False, "the logits. .detach() does not free"),
-    (keeps_a_tensor, False, "Python float"),
-    (wrong_accuracy, False, "fraction of positions"),
-    (appends_twice, False, "one entry to history per call"),
+def stub(model, ids, targets):
+    return None
+
+
+@pytest.mark.parametrize("answer, verdict_wanted, words", [
+    (accurate, True, "well done"),
+    (returns_logits, False, "whole graph"),
+    (returns_detached_logits, False, "the logits. .detach() does not free"),
+    (returns_a_tensor, False, "Python float"),
+    (error_rate, False, "fraction of positions"),
+    (returns_a_list, False, "not a list"),
+    (stub, None, "not answered yet"),
     ("not a function", False, "define a function"),
 ])
-def test_exercise_5_says_what_is_wrong(answer, verdict, words):
-    feedback = EXERCISES.feedback(5, answer)
-    assert feedback.correct is verdict and words in feedback.message, feedback.message
+def test_exercise_5_says_what_is_wrong(answer, verdict_wanted, words):
+    feedback = verdict(5, answer)
+    assert feedback.correct is verdict_wanted and words in feedback.message, feedback.message
 
 
 def test_trace_file_is_json_with_events():

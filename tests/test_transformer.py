@@ -1,7 +1,10 @@
 """Every accounting formula of notebook 09 against a measurement, and the model's bad inputs."""
 
+import json
 import math
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -17,20 +20,26 @@ from lecture_utils.transformer import (
     POSITIONS,
     PRESETS,
     KVCache,
+    Linear,
     Transformer,
     TransformerConfig,
     activation_bytes,
     attention_crossover,
+    check_count,
     describe,
     estimate_mfu,
     forward_flops,
     generate,
     kv_cache_bytes,
     language_model_loss,
+    layer_parameters,
     matmul_parameters,
     max_kv_cache_tokens,
     measure_training_step,
     num_parameters,
+    plot_flops_vs_context,
+    plot_parameter_shares,
+    plot_training_memory_vs_batch,
     preset,
     six_n_t,
     training_flops,
@@ -393,23 +402,6 @@ def test_command_line(capsys):
     assert "seq_len must be positive" in capsys.readouterr().err
 
 
-def test_exercises_accept_the_answers_and_name_the_mistakes():
-    cfg = preset("llama3-8b")
-    d = cfg.d_model
-    layer = 2 * d * d + 2 * d * 1024 + 3 * d * cfg.d_ff + 2 * d
-    answers = {1: layer, 2: 327_680, 3: 4 * 32 * 8192**2 * 128 * 32,
-               4: 6 * matmul_parameters(preset("gpt2-small")) + 12 * 12 * 1024 * 768,
-               5: max_kv_cache_tokens(cfg, "H200") // 8192}
-    for number, answer in answers.items():
-        assert EXERCISES.feedback(number, answer).correct is True, number
-    assert "three matrices" in EXERCISES.feedback(1, layer - d * cfg.d_ff).message
-    assert "8 key/value heads" in EXERCISES.feedback(2, 8 * 327_680).message
-    assert "causal half" in EXERCISES.feedback(
-        3, forward_flops(cfg, 1, 8192, causal_halving=True)["attention scores"]).message
-    assert "6 N" in EXERCISES.feedback(4, 6 * 124_439_808).message
-    assert EXERCISES.feedback(5, None).correct is None
-
-
 def test_bad_token_ids_and_generation_arguments_are_named():
     model = Transformer(LLAMA_TINY)
     for ids, error, message in [
@@ -447,6 +439,7 @@ def test_rmsnorm_has_no_bias_even_when_the_linears_do():
 def test_measure_training_step_on_the_cpu():
     step = measure_training_step(LLAMA_TINY, 2, 8, "cpu", repeats=2, gpu="H100 SXM")
     assert step.seconds_min <= step.seconds <= step.seconds_max
+    assert step.timing.median == step.seconds and len(step.timing.times) == 2
     assert step.tokens_per_second == 16 / step.seconds
     assert step.mfu is None and step.peak_bytes is None  # no CPU time against a GPU's peak
     if not torch.cuda.is_available():
@@ -464,18 +457,206 @@ def test_describe_says_when_the_weights_do_not_fit():
     assert "the weights alone (141 GB in bf16) do not fit" in text
 
 
-def test_exercise_hints_for_near_misses():
+def test_the_presets_ratios_the_notebook_quotes():
+    assert round(preset("llama2-7b").d_ff / 4096, 1) == 2.7  # "width 2.7 d (Llama 2)"
+    assert preset("llama3-8b").d_ff == 3.5 * 4096  # "or 3.5 d (3)"
+
+
+def test_describe_fits_a_notebook_line():
+    for name in PRESETS:
+        for gpu in (None, "H100 SXM", "H200"):
+            lines = describe(preset(name), 2, 100_000, gpu=gpu).splitlines()
+            assert all(len(line) <= 100 for line in lines), lines
+
+
+def test_linear_draws_no_values_on_meta_and_initializes_like_nn_linear():
+    with torch.device("meta"):
+        Linear(8, 4)  # nothing to draw: no error, no time
+    torch.manual_seed(0)
+    ours = Linear(8, 4)
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(8, 4)
+    assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+
+
+# --- exercises: each hint comes from its mistake, made in full -----------------------------------
+
+UNANSWERED_WORDS = "not answered yet"
+
+
+def verdict(number, answer):
+    return EXERCISES.feedback(number, answer)
+
+
+@pytest.mark.parametrize("number", sorted(EXERCISES.exercises))
+def test_exercises_say_what_they_want_and_name_junk(number):
+    exercise = EXERCISES.exercises[number]
+    assert exercise.wants and ("exactly" in exercise.wants or "within 2%" in exercise.wants)
+    assert UNANSWERED_WORDS in verdict(number, None).message and verdict(number, None).correct is None
+    assert "nan" in verdict(number, float("nan")).message
+    assert "text" in verdict(number, "1e9").message
+    assert "infinity" in verdict(number, float("inf")).message or "finite" in verdict(
+        number, float("inf")).message
+
+
+def test_check_count_matches_exactly_and_says_close_is_not_enough():
+    hints = {98: "two short", 102: "two over"}
+    assert check_count(100, 100, hints=hints).correct is True
+    assert check_count(98, 100, hints=hints).message.endswith("two short")
+    assert check_count(102, 100, hints=hints).message.endswith("two over")
+    assert "must be exact" in check_count(101, 100, hints=hints).message  # no hint within 0.1%
+    assert "10^3" in check_count(100_000, 100, hints=hints).message
+    assert check_count(None, 100).correct is None
+
+
+def test_exercise_1_layer_parameters():
     cfg = preset("llama3-8b")
-    d, f = cfg.d_model, cfg.d_ff
-    layer = 2 * d * d + 2 * d * 1024 + 3 * d * f + 2 * d
-    assert "RMSNorm weights" in EXERCISES.feedback(1, layer - 2 * d).message
-    assert "no bias" in EXERCISES.feedback(1, layer + 2 * d).message
-    full = forward_flops(cfg, 1, 8192)["attention scores"]
-    assert "both matmuls" in EXERCISES.feedback(3, full // 2).message
-    gpt2 = preset("gpt2-small")
-    nanogpt = 6 * (124_439_808 - 1024 * 768) + 12 * 12 * 1024 * 768
-    assert "nanoGPT" in EXERCISES.feedback(4, nanogpt).message
-    exact = (141e9 - 2 * 8_030_261_248) / kv_cache_bytes(cfg, 1, 8192)
-    assert "round down" in EXERCISES.feedback(5, exact).message
-    assert "KiB" in EXERCISES.feedback(2, 320).message
-    assert EXERCISES.feedback(4, 6 * matmul_parameters(gpt2) + 12 * 12 * 1024 * 768).correct
+    block = meta_model(cfg.replace(num_layers=1)).blocks[0]
+    right = sum(p.numel() for p in block.parameters())  # the module itself
+    assert right == layer_parameters(cfg) == 218_112_000
+    assert verdict(1, right).correct is True
+    d, kv, f = cfg.d_model, cfg.kv_dim, cfg.d_ff
+    mistakes = {
+        "num_kv_heads = 8": 4 * d * d + 3 * d * f + 2 * d,  # k and v counted d x d
+        "three matrices": 2 * d * d + 2 * d * kv + 2 * d * f + 2 * d,  # a GELU MLP's two
+        "14,336": 2 * d * d + 2 * d * kv + 3 * d * (4 * d) + 2 * d,  # GPT-2's 4 d
+        "no biases": right + 3 * d + 2 * kv + 2 * f,  # q, o, w2; k, v; w1, w3
+        "add the two RMSNorm weights": right - sum(p.numel() for p in block.attn_norm.parameters())
+                                      - sum(p.numel() for p in block.mlp_norm.parameters()),
+        "no bias: d parameters per norm": right + 2 * sum(
+            p.numel() for p in torch.nn.LayerNorm(d, device="meta").parameters()) - 2 * d,
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(1, answer).message, (words, verdict(1, answer))
+    assert "must be exact" in verdict(1, 2.18e8).message  # 3 figures are not a count
+
+
+def test_exercise_2_kv_cache_bytes_per_token():
+    cfg = preset("llama3-70b")
+    cache = KVCache(cfg.replace(num_layers=80), 1, 1, torch.bfloat16, device="meta")
+    right = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)  # the tensors
+    assert right == 327_680 and verdict(2, right).correct is True
+    per_layer = 2 * cfg.kv_dim * 2  # keys and values of one layer, bf16
+    mistakes = {
+        "KiB": right / 1024,
+        "8 key/value heads, not 64": 2 * 80 * 64 * 128 * 2,
+        "not 4 (float32)": 2 * 80 * 8 * 128 * torch.finfo(torch.float32).bits // 8,
+        "not 8 (float64)": 2 * 80 * 8 * 128 * torch.finfo(torch.float64).bits // 8,
+        "times 80 layers": per_layer,
+        "keys *and* the values": 80 * 8 * 128 * 2,  # the keys alone
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(2, answer).message, (words, verdict(2, answer))
+    numbers_not_bytes = 2 * 80 * 8 * 128
+    assert "keys *and* the values" in verdict(2, numbers_not_bytes).message
+
+
+def test_exercise_3_attention_score_flops():
+    cfg, t = preset("llama3-8b"), 8192
+    one_matmul = 2 * t * t * cfg.head_dim  # per head: Q K^T (and as much for probs V)
+    right = cfg.num_layers * cfg.num_heads * 2 * one_matmul
+    assert verdict(3, right).correct is True
+    assert verdict(3, float(f"{right:.3g}")).correct is True  # 3 significant figures
+    mistakes = {
+        "causal half": cfg.num_layers * cfg.num_heads * 2 * 2 * (t * (t + 1) // 2) * cfg.head_dim,
+        "both of them": cfg.num_layers * cfg.num_heads * one_matmul,
+        "2 FLOPs per multiply-add": cfg.num_layers * cfg.num_heads * 2 * one_matmul // 2,
+        "32 query heads": cfg.num_layers * cfg.num_kv_heads * 2 * one_matmul,
+        "forward + backward": 3 * right,
+        "32 layers": cfg.num_heads * 2 * one_matmul,
+        "t x head_dim (128)": cfg.num_layers * cfg.num_heads * 2 * 2 * t * t * cfg.d_model,
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(3, answer).message, (words, verdict(3, answer))
+
+
+def test_exercise_4_training_flops_per_token():
+    cfg, t = preset("gpt2-small"), 1024
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    ids = torch.zeros(1, t, dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        language_model_loss(model, ids, ids).backward()
+    right = counter.get_total_flops() / t  # measured
+    assert verdict(4, right).correct is True
+    assert verdict(4, float(f"{right:.3g}")).correct is True
+    everything_but_positions = 124_439_808 - t * cfg.d_model  # nanoGPT's N: within 0.1%
+    assert verdict(4, 6 * everything_but_positions + 12 * 12 * t * 768).correct is True
+    matmul_weights = sum(p.numel() for n, p in model.named_parameters()
+                         if p.dim() == 2 and "position" not in n)  # tied output counted once
+    mistakes = {
+        "6 N alone": [6 * 124_439_808, 6 * matmul_weights],
+        "forward pass": [right / 3],
+        "multiply-add is 2 FLOPs": [right / 2],
+    }
+    for words, answers in mistakes.items():
+        for answer in answers:
+            assert words in verdict(4, answer).message, (words, verdict(4, answer))
+
+
+def test_exercise_5_sequences_that_fit():
+    cfg, t = preset("llama3-8b"), 8192
+    right = max_kv_cache_tokens(cfg, "H200") // t
+    assert right == 116 and verdict(5, right).correct is True
+    weights, per_sequence = 2 * 8_030_261_248, kv_cache_bytes(cfg, 1, t)
+    mistakes = {
+        "8 key/value heads, not 32": (141e9 - weights) // (4 * per_sequence),
+        "2 bytes per number, not 4": max_kv_cache_tokens(cfg, "H200", torch.float32) // t,
+        "not 141 GiB": (141 * 2**30 - weights) // per_sequence,
+        "the weights take memory too": 141e9 // per_sequence,
+        "last of these sequences": right + 1,
+    }
+    for words, answer in mistakes.items():
+        assert words in verdict(5, answer).message, (words, verdict(5, answer))
+    assert "round down" in verdict(5, (141e9 - weights) / per_sequence).message
+    unrounded_no_weights = 141e9 / per_sequence
+    message = verdict(5, unrounded_no_weights).message
+    assert "the weights take memory too" in message and "round down" in message
+
+
+def test_the_stubs_of_the_student_copy_are_not_answered_yet():
+    from course_tools.course import strip_solution
+
+    path = Path(__file__).resolve().parent.parent / "notebooks/09_transformer_accounting.ipynb"
+    cells = json.loads(path.read_text())["cells"]
+    stubs = ["".join(c["source"]) for c in cells if "solution" in c["metadata"].get("tags", [])]
+    namespace: dict = {}
+    for stub in stubs:
+        exec(strip_solution(stub), namespace)  # noqa: S102 (the course's own cells)
+    for number in EXERCISES.exercises:
+        assert verdict(number, namespace[f"answer_{number}"]).correct is None, number
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_parameter_shares_stacks_every_part(close_figures):
+    fig = plot_parameter_shares(["gpt2-small", "llama3-8b"])
+    ax = fig.axes[0]
+    assert len(ax.patches) == 5 * 2  # five parts, one bar per model
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "embeddings", "attention", "mlp", "output", "norms"]
+
+
+def test_plot_flops_vs_context_marks_the_context_and_the_crossover(close_figures):
+    cfg = preset("llama3-8b")
+    fig = plot_flops_vs_context(cfg, [2**k for k in range(7, 18)])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 4  # the four stacked parts
+    assert sorted(line.get_xdata()[0] for line in ax.lines) == [8192, 21_504]
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "8,192" in labels and not any("^" in label for label in labels)  # plain numbers
+
+
+def test_plot_training_memory_vs_batch_draws_four_ways_and_two_limits(close_figures):
+    fig = plot_training_memory_vs_batch(preset("gpt2-small"), 1024, [1, 2, 4])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 4 + 2  # four ways to keep activations; the fixed state; the GPU
+    assert ax.lines[-1].get_ydata()[0] == GPUS["H100 SXM"].memory_bytes / GB
