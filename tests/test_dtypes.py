@@ -514,31 +514,3 @@ def test_exercise_verdicts_on_unanswered_and_junk(number):
 def test_every_exercise_has_a_checker():
     assert sorted(EXERCISES.exercises) == [1, 2, 3, 4, 5]
     assert dtypes.ACTIVATION_SHAPE == (32, 2048, 12288)
-
-
-def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
-    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
-    from lecture_utils import exercises
-
-    tables = []
-    for number, exercise in module.EXERCISES.exercises.items():
-        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
-                   number=number):
-            tables.append((number, expected, rel_tol, dict(hints or {})))
-            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
-                                          unit=unit)
-
-        monkeypatch.setattr(module, "check_number", record)
-        exercise.checker(1.2345)
-    return tables
-
-
-def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(monkeypatch):
-    tables = hint_tables(dtypes, monkeypatch)
-    assert tables
-    for number, expected, rel_tol, hints in tables:
-        values = [expected, *hints]
-        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
-        for i, a in enumerate(values):
-            for b in values[i + 1:]:
-                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)

@@ -1,3 +1,4 @@
+import importlib
 import math
 
 import pytest
@@ -112,3 +113,32 @@ def test_check_count_wants_the_exact_count_and_matches_hints_exactly():
     assert "recount" in check_count(500, 1000).message
     assert check_count(None, 1000) == UNANSWERED
     assert "text" in check_count("1000", 1000).message
+
+
+def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
+    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
+    from lecture_utils import exercises
+
+    tables = []
+    for number, exercise in module.EXERCISES.exercises.items():
+        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
+                   number=number):
+            tables.append((number, expected, rel_tol, dict(hints or {})))
+            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
+                                          unit=unit)
+
+        monkeypatch.setattr(module, "check_number", record)
+        exercise.checker(1.2345)
+    return tables
+
+
+@pytest.mark.parametrize("name", ["napkin", "tensors", "dtypes"])
+def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(name, monkeypatch):
+    tables = hint_tables(importlib.import_module(f"lecture_utils.{name}"), monkeypatch)
+    assert tables
+    for number, expected, rel_tol, hints in tables:
+        values = [expected, *hints]
+        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
+        for i, a in enumerate(values):
+            for b in values[i + 1:]:
+                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)

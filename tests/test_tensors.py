@@ -1,7 +1,6 @@
 """Tests for lecture_utils.tensors (notebook 01)."""
 
 import itertools
-import math
 
 import matplotlib
 import pytest
@@ -12,7 +11,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from lecture_utils import tensors as tensors_module
 from lecture_utils.tensors import (
     EXERCISES,
     attention_scores,
@@ -263,31 +261,3 @@ def test_function_stubs_are_not_answered_yet():
     assert _message(4, lambda x, h: None).correct is None
     assert "expected the function" in _message(3, "sliding_window_mask").message
     assert "exactly" in EXERCISES.exercises[1].wants and "exactly" in EXERCISES.exercises[5].wants
-
-
-def hint_tables(module, monkeypatch) -> list[tuple[int, float, float, dict]]:
-    """(exercise, expected, rel_tol, hints) of every check_number call the checkers make."""
-    from lecture_utils import exercises
-
-    tables = []
-    for number, exercise in module.EXERCISES.exercises.items():
-        def record(answer, expected, *, rel_tol=exercises.DEFAULT_REL_TOL, hints=None, unit="",
-                   number=number):
-            tables.append((number, expected, rel_tol, dict(hints or {})))
-            return exercises.check_number(answer, expected, rel_tol=rel_tol, hints=hints,
-                                          unit=unit)
-
-        monkeypatch.setattr(module, "check_number", record)
-        exercise.checker(1.2345)
-    return tables
-
-
-def test_no_hint_is_triggered_by_the_right_answer_or_by_another_hint(monkeypatch):
-    tables = hint_tables(tensors_module, monkeypatch)
-    assert tables
-    for number, expected, rel_tol, hints in tables:
-        values = [expected, *hints]
-        tolerance = 2 * max(rel_tol, 1e-3)  # a value within this of two triggers is ambiguous
-        for i, a in enumerate(values):
-            for b in values[i + 1:]:
-                assert not math.isclose(a, b, rel_tol=tolerance), (number, a, b)

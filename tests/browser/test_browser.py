@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_server import free_port, wait_for_http
 
 from course_tools.lab import RISE, lab_command, lab_env, write_config
 
@@ -34,23 +33,6 @@ RISE_NOTEBOOK = next((p for p in NOTEBOOKS if p.name.startswith("03_")), NOTEBOO
 PROJECTOR = {"width": 1280, "height": 720}
 # Smallest readable sizes at 1280x720 from the back of a room, in CSS pixels.
 MIN_TEXT_PX, MIN_CODE_PX = 24, 18
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"nothing answered at {url} within {timeout} s")
 
 
 def get_json(url: str) -> dict:

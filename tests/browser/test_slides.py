@@ -10,15 +10,13 @@ first and tallest slides go to build/screenshots/slides-*.png. Run with `make te
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_server import free_port, wait_for_http
 
 from course_tools import course, lecture
 
@@ -262,23 +260,6 @@ def test_keys_and_the_wheel_scroll_a_tall_slide_before_moving_on(deck_page, slid
     wheeled = settled(deck_page)
     assert wheeled["at"] == list(start) and wheeled["top"] > 0, wheeled
     assert not deck_page.errors, deck_page.errors
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"nothing answered at {url} within {timeout} s")
 
 
 def test_exported_slides_work_offline(browser):
