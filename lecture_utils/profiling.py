@@ -686,30 +686,12 @@ class MatmulTiming:
         return 2 * self.n**3 / self.median
 
 
-@contextlib.contextmanager
-def one_cpu_thread(device: torch.device | str) -> Iterator[None]:
-    """On a CPU, run the block on one thread, then restore the thread count (a GPU: unchanged).
-
-    On a busy laptop other programs take cores away at random, and an op split over every core
-    waits for its slowest thread; one thread is slowed only by the share of its own core it loses.
-    """
-    if parse_device(str(device)).type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
                  repeats: int = 15) -> list[MatmulTiming]:
     """Time an n x n matmul for each n: `repeats` blocks of calls (each at least 1 ms).
 
     notebook 03's time_it: a warm-up first, then the blocks, each synchronized on a GPU; on a
-    CPU, on one thread (one_cpu_thread), so that a busy machine slows it the least.
+    CPU, on one thread (time_it's default), so that a busy machine slows it the least.
     """
     if not isinstance(sizes, (tuple, list)) or not sizes:
         raise ValueError(f"sizes must name at least one matrix size n, as a tuple such as "
@@ -719,11 +701,10 @@ def time_matmuls(sizes: tuple[int, ...], device: torch.device | str = "cpu", *,
     _check_sizes(repeats=repeats)
     device = parse_device(str(device))
     timings = []
-    with one_cpu_thread(device):
-        for n in sizes:
-            a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-            timing = time_it(lambda a=a, b=b: a @ b, device=device, repeats=repeats)
-            timings.append(MatmulTiming(n, timing.times))
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        timing = time_it(lambda a=a, b=b: a @ b, device=device, repeats=repeats)
+        timings.append(MatmulTiming(n, timing.times))
     return timings
 
 

@@ -35,7 +35,6 @@ from lecture_utils.profiling import (
     memory_after_each_call,
     memory_at_backward_start,
     memory_by_phase,
-    one_cpu_thread,
     operator_stats,
     overhead_crossover,
     overhead_summary,
@@ -464,10 +463,12 @@ def test_time_matmuls_measures_every_size_on_one_thread_and_restores_the_count()
     assert math.isclose(timings[1].flops_per_second, 2 * 16**3 / timings[1].median)
 
 
-def test_one_cpu_thread_restores_the_thread_count_even_after_an_error():
+def test_timing_threads_restores_the_thread_count_even_after_an_error():
+    from lecture_utils.flops import timing_threads
+
     threads = torch.get_num_threads()
     with pytest.raises(ZeroDivisionError):
-        with one_cpu_thread("cpu"):
+        with timing_threads("cpu"):
             assert torch.get_num_threads() == 1
             1 / 0  # noqa: B018
     assert torch.get_num_threads() == threads
