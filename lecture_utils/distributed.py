@@ -334,19 +334,6 @@ def run_on_ranks(
         spawn_log.setLevel(level)
 
 
-def prepare_workers() -> None:
-    """Start the fork server now, so that its imports overlap with other work (Linux only).
-
-    Notebook 11 starts it itself, with the same modules, before it imports torch: importing
-    this module imports torch first.
-    """
-    if default_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        multiprocessing.set_forkserver_preload(_PRELOAD)
-        forkserver.ensure_running()  # returns at once; the server imports in the background
-
-
 def stop_workers() -> None:
     """Stop the fork server and multiprocessing's resource tracker; run_on_ranks restarts them.
 
